@@ -1,0 +1,29 @@
+"""Converting trained Keras counting models to TFLite: float32, float16, dynamic-range and int8.
+
+Needs TensorFlow (``pip install 'edgecount[train]'``); imported lazily by the ``convert`` command.
+"""
+
+from edgecount.converters.embed import embed_metadata
+from edgecount.converters.quant_mode import QuantMode
+from edgecount.converters.representative import (
+    CalibrationError,
+    check_calibration_sample,
+    load_calibration_frames,
+    representative_samples,
+    select_calibration_images,
+)
+from edgecount.converters.tflite import ConversionError, ModelExistsError, convert_keras_model, write_model_file
+
+__all__ = [
+    "CalibrationError",
+    "ConversionError",
+    "ModelExistsError",
+    "QuantMode",
+    "check_calibration_sample",
+    "convert_keras_model",
+    "embed_metadata",
+    "load_calibration_frames",
+    "representative_samples",
+    "select_calibration_images",
+    "write_model_file",
+]

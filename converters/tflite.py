@@ -1,0 +1,127 @@
+"""Converting a Keras counting model to TFLite in each quantization mode."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecount.converters.quant_mode import QuantMode
+from edgecount.converters.representative import CalibrationError
+from edgecount.runtime.errors import EdgecountError
+from edgecount.tensorflow_import import import_tensorflow
+
+_log = logging.getLogger(__name__)
+
+RepresentativeDataset = Callable[[], Iterator[list[np.ndarray]]]
+
+
+class ConversionError(EdgecountError, RuntimeError):
+    """The TFLite converter failed, for example on an op that has no int8 kernel."""
+
+
+def convert_keras_model(
+    model: Any,
+    mode: QuantMode | str,
+    representative_dataset: RepresentativeDataset | None = None,
+) -> bytes:
+    """Convert a Keras model to a TFLite FlatBuffer.
+
+    Args:
+        model: a ``keras.Model`` taking float32 RGB pixels in 0..255.
+        mode: the quantization mode (see ``QuantMode``).
+        representative_dataset: required for ``int8``: a function returning a generator of
+            ``[float32 (1, height, width, 3) array]`` lists, from ``representative_samples``.
+
+    Returns:
+        The ``.tflite`` bytes. An ``int8`` model takes uint8 pixels (scale and zero point set by
+        calibration, normally 1 and 0) and returns a float32 count.
+
+    Raises:
+        CalibrationError: for ``int8`` without a representative dataset.
+        ConversionError: if TensorFlow cannot convert the model, naming the op when it reports one.
+    """
+    mode = QuantMode(mode)
+    tf = import_tensorflow("converting to TFLite")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+
+    if mode is QuantMode.FLOAT16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode is QuantMode.DYNAMIC:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode is QuantMode.INT8:
+        if representative_dataset is None:
+            raise CalibrationError(
+                "int8 conversion needs a representative dataset of training images for calibration; "
+                "pass one, or use --quantize dynamic, which needs none"
+            )
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        # Full-integer: every op must have an int8 kernel, otherwise conversion fails instead of
+        # silently falling back to float.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.float32
+
+    # Keras' export step prints the traced signature to stdout, which carries only results here.
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            data = bytes(converter.convert())
+    except CalibrationError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the converter raises ConverterError, ValueError or RuntimeError
+        raise ConversionError(_describe_conversion_failure(mode, error)) from error
+    finally:
+        _log.debug("TFLite converter output for %s:\n%s", mode.value, printed.getvalue())
+    return data
+
+
+def _describe_conversion_failure(mode: QuantMode, error: BaseException) -> str:
+    text = str(error).strip()
+    first_lines = " ".join(text.splitlines()[:6])
+    if mode is QuantMode.INT8 and ("quantiz" in text.lower() or "not supported" in text.lower()):
+        return (
+            f"int8 conversion failed because an op cannot be quantized: {first_lines}. "
+            "Convert with --quantize dynamic or float16 instead, or keep that layer in float"
+        )
+    return f"{mode.value} conversion failed: {type(error).__name__}: {first_lines}"
+
+
+def write_model_file(path: Path, data: bytes, force: bool = False) -> None:
+    """Write a model file atomically: a reader never sees a half-written file.
+
+    Args:
+        path: the destination.
+        data: the file content.
+        force: whether an existing file is replaced. Default False.
+
+    Raises:
+        FileExistsError: if the file exists and ``force`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise ModelExistsError(f"{path} already exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class ModelExistsError(EdgecountError, FileExistsError):
+    """A model file already exists and overwriting was not requested."""

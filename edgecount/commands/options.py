@@ -1,0 +1,26 @@
+"""Parameter types shared by several commands, so flags read the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ModelArg = Annotated[
+    Path,
+    typer.Argument(help="A .tflite model written by 'edgecount convert' (or any model with one image input and one output)."),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="Interpreter threads. Default: all CPU cores."),
+]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Interpreter: auto (LiteRT, then tflite-runtime, then TensorFlow), litert, tflite-runtime or tensorflow.",
+        rich_help_panel="Advanced",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

@@ -1,0 +1,121 @@
+"""The counting network: MobileNetV2 on raw RGB pixels with a linear one-unit regression head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgecount.runtime.errors import EdgecountError
+from edgecount.tensorflow_import import import_tensorflow
+
+ALPHAS = (0.35, 0.5, 0.75, 1.0)
+# Keras ships ImageNet weights for these input sizes; other sizes still load them by file path.
+KERAS_WEIGHT_SIZES = (96, 128, 160, 192, 224)
+
+
+class WeightsError(EdgecountError, RuntimeError):
+    """ImageNet weights could not be loaded or downloaded."""
+
+
+def keras_cache_dir() -> Path:
+    """Return the folder where Keras keeps downloaded weights (``$KERAS_HOME/models``, else ``~/.keras/models``)."""
+    import os
+
+    home = os.environ.get("KERAS_HOME") or str(Path.home() / ".keras")
+    return Path(home) / "models"
+
+
+def weights_file_name(alpha: float, image_size: int) -> str:
+    """Return the file name Keras uses for the no-top ImageNet weights of this alpha and input size."""
+    rows = image_size if image_size in KERAS_WEIGHT_SIZES else 224
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5"
+
+
+def build_count_model(
+    alpha: float = 0.35,
+    image_size: int = 224,
+    weights: str | Path | None = "imagenet",
+    dropout: float = 0.2,
+    head_units: int = 0,
+) -> Any:
+    """Build the counting model.
+
+    The model takes raw RGB pixels in 0..255 (float32, shape ``(None, image_size, image_size, 3)``) and
+    scales them to MobileNetV2's -1..1 range in a ``Rescaling`` layer, so the runtime feeds plain pixels
+    and an int8 model can take uint8 pixels directly. The output is one linear unit: the count, not
+    clamped, because a ReLU would stop gradients for images the model undercounts to zero.
+
+    Args:
+        alpha: MobileNetV2 width multiplier, one of 0.35, 0.5, 0.75, 1.0. Default 0.35.
+        image_size: square input size in pixels, at least 32. Default 224.
+        weights: ``"imagenet"`` (Keras downloads them into its cache), None or ``"none"`` for random
+            initialisation, or the path of a no-top ``.h5`` file. Default ``"imagenet"``.
+        dropout: dropout rate before the head. Default 0.2.
+        head_units: width of an optional hidden ReLU layer in the head; 0 (default) means none.
+
+    Returns:
+        An uncompiled ``keras.Model``; ``find_base`` returns its MobileNetV2 part.
+
+    Raises:
+        ValueError: for an unsupported alpha or image size.
+        WeightsError: if the weights file is missing, does not match the alpha, or cannot be downloaded.
+    """
+    if alpha not in ALPHAS:
+        raise ValueError(f"alpha must be one of {', '.join(map(str, ALPHAS))}, got {alpha}")
+    if image_size < 32:
+        raise ValueError(f"image_size must be at least 32 pixels, got {image_size}")
+    tf = import_tensorflow("building the counting model")
+    keras = tf.keras
+
+    weights_arg = _resolve_weights(weights, alpha, image_size)
+    try:
+        base = keras.applications.MobileNetV2(
+            input_shape=(image_size, image_size, 3),
+            alpha=alpha,
+            include_top=False,
+            weights=weights_arg,
+            pooling="avg",
+        )
+    except ValueError as error:
+        raise WeightsError(f"the weights {weights_arg} do not fit MobileNetV2 alpha {alpha}: {error}") from error
+    except Exception as error:  # noqa: BLE001 - Keras raises URLError, HTTPError or plain Exception on download
+        if weights_arg != "imagenet":
+            raise
+        raise WeightsError(
+            f"could not download the ImageNet weights for alpha {alpha} ({type(error).__name__}: {error}). "
+            f"Pass a local file with --weights PATH, or copy {weights_file_name(alpha, image_size)} into "
+            f"Keras' cache folder {keras_cache_dir()}; or train from scratch with --weights none"
+        ) from error
+
+    inputs = keras.Input(shape=(image_size, image_size, 3), dtype="float32", name="image")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenetv2_scaling")(inputs)
+    x = base(x)
+    if head_units:
+        x = keras.layers.Dense(head_units, activation="relu", name="head_hidden")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(1, activation=None, name="count")(x)
+    return keras.Model(inputs, outputs, name=f"edgecount_mobilenetv2_{alpha}_{image_size}")
+
+
+def _resolve_weights(weights: str | Path | None, alpha: float, image_size: int) -> str | None:
+    if weights is None or str(weights).lower() == "none":
+        return None
+    if str(weights) == "imagenet":
+        return "imagenet"
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file {path} not found; pass the no-top MobileNetV2 .h5 for alpha {alpha} "
+            f"(Keras names it {weights_file_name(alpha, image_size)}), 'imagenet' or 'none'"
+        )
+    return str(path)
+
+
+def find_base(model: Any) -> Any:
+    """Return the MobileNetV2 sub-model of a counting model built by ``build_count_model``."""
+    for layer in model.layers:
+        if layer.name.startswith("mobilenetv2"):
+            if hasattr(layer, "layers"):
+                return layer
+    raise ValueError(f"model {model.name!r} has no MobileNetV2 sub-model; build it with build_count_model")

@@ -1,0 +1,225 @@
+"""``CountModel``: a validated TFLite face-counting model behind one ``predict(frame)`` call."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends import Backend, load_backend
+from .errors import ModelError
+from .metadata import FlatBufferError, is_tflite, read_edgecount_metadata
+from .preprocess import preprocess
+
+_log = logging.getLogger(__name__)
+
+_INPUT_DTYPES = (np.float32, np.uint8, np.int8)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape, type and quantization parameters of a model input or output tensor.
+
+    ``scale`` is 0.0 for a tensor that is not quantized.
+    """
+
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> TensorSpec:
+        scale, zero_point = details.get("quantization", (0.0, 0))
+        return cls(
+            index=int(details["index"]),
+            shape=tuple(int(d) for d in details["shape"]),
+            dtype=np.dtype(details["dtype"]),
+            scale=float(scale),
+            zero_point=int(zero_point),
+        )
+
+
+def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Convert real values to a tensor's type, quantizing them when the tensor is quantized.
+
+    Raw uint8 pixels feed a uint8 input with scale 1 and zero point 0 unchanged, which is what
+    ``edgecount convert --quantize int8`` produces, so that common case copies nothing.
+
+    Args:
+        values: real values, for an image input the 0..255 RGB pixels.
+        spec: the tensor's quantization parameters.
+
+    Returns:
+        An array of ``spec.dtype``.
+    """
+    if not spec.quantized:
+        return values.astype(spec.dtype, copy=False)
+    if values.dtype == spec.dtype == np.uint8 and spec.scale == 1.0 and spec.zero_point == 0:
+        return values
+    info = np.iinfo(spec.dtype)
+    quantized = np.round(values.astype(np.float32) / spec.scale) + spec.zero_point
+    return np.clip(quantized, info.min, info.max).astype(spec.dtype)
+
+
+def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Convert a tensor's values to float32 real values."""
+    if not spec.quantized:
+        return values.astype(np.float32)
+    return (values.astype(np.float32) - spec.zero_point) * spec.scale
+
+
+def read_model_file(path: Path) -> bytes:
+    """Read a ``.tflite`` file and check its identifier, with errors that name the file."""
+    if not path.exists():
+        raise ModelError(f"{path}: model file not found; pass the path of a .tflite file written by 'edgecount convert'")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; pass a .tflite file such as {path / 'model_int8.tflite'}")
+    data = path.read_bytes()
+    if not data:
+        raise ModelError(f"{path}: the model file is empty (0 bytes); convert the model again")
+    if not is_tflite(data):
+        raise ModelError(
+            f"{path}: not a TFLite model (no TFL3 identifier in its first 8 bytes); pass a .tflite file "
+            "written by 'edgecount convert' or tf.lite.TFLiteConverter"
+        )
+    return data
+
+
+class CountModel:
+    """A TFLite model that takes one image and returns one face count.
+
+    The model is checked when it loads: its only input must be a ``1xHxWx3`` image of float32, uint8
+    or int8, and its only output a single value. Models written by ``edgecount convert`` also carry
+    metadata (input size, quantization, training results); other models run from their tensor details.
+
+    Example:
+        >>> model = CountModel("runs/av/model_int8.tflite")
+        >>> model.predict(load_image("group.jpg"))
+        4.12
+
+    Args:
+        path: the ``.tflite`` file.
+        num_threads: interpreter threads; default None uses every core.
+        backend: ``auto`` (default), ``litert``, ``tflite-runtime`` or ``tensorflow``.
+
+    Raises:
+        ModelError: if the file is missing, not a TFLite model, truncated, or not a counting model.
+        BackendError: if the interpreter backend is missing or broken.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None, backend: str = "auto") -> None:
+        self.path = Path(path)
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be 1 or more, got {num_threads}")
+        self.num_threads = num_threads or os.cpu_count() or 1
+        self.backend: Backend = load_backend(backend)
+
+        data = read_model_file(self.path)
+        self.size_bytes = len(data)
+        try:
+            self.metadata = read_edgecount_metadata(data)
+        except FlatBufferError as error:
+            raise ModelError(f"{self.path}: the file is not a valid TFLite model: {error}; convert it again") from error
+
+        self._interpreter = self._create_interpreter(data)
+        self.input, self.output = self._check_signature()
+
+    def _create_interpreter(self, data: bytes) -> Any:
+        try:
+            interpreter = self.backend.interpreter_class(model_content=data, num_threads=self.num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(
+                f"{self.path}: the interpreter ({self.backend.name} {self.backend.version}) cannot load the "
+                f"model, which is truncated, corrupt or uses ops this runtime lacks: {error}"
+            ) from error
+        return interpreter
+
+    def _check_signature(self) -> tuple[TensorSpec, TensorSpec]:
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1:
+            raise ModelError(f"{self.path}: the model has {len(inputs)} inputs; a counting model takes one image")
+        if len(outputs) != 1:
+            raise ModelError(f"{self.path}: the model has {len(outputs)} outputs; a counting model returns one count")
+
+        input_spec = TensorSpec.from_details(inputs[0])
+        shape = input_spec.shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or min(shape) < 1:
+            raise ModelError(
+                f"{self.path}: the input has shape {list(shape)}; a counting model takes one RGB image of "
+                "shape [1, height, width, 3]"
+            )
+        if input_spec.dtype not in _INPUT_DTYPES:
+            raise ModelError(f"{self.path}: the input type is {input_spec.dtype}; expected float32, uint8 or int8")
+
+        output_spec = TensorSpec.from_details(outputs[0])
+        if int(np.prod(output_spec.shape)) != 1:
+            raise ModelError(
+                f"{self.path}: the output has shape {list(output_spec.shape)} "
+                f"({int(np.prod(output_spec.shape))} values); a counting model returns a single count. "
+                "Is this a classifier or a detector?"
+            )
+        return input_spec, output_spec
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the model input."""
+        return self.input.shape[1], self.input.shape[2]
+
+    @property
+    def quantization(self) -> str:
+        """The quantization mode from the metadata, or one inferred from the input type."""
+        if self.metadata and "quantization" in self.metadata:
+            return str(self.metadata["quantization"])
+        return "int8" if self.input.quantized else "float32"
+
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """Preprocess a BGR frame into the model's input tensor (with batch dimension)."""
+        rgb = preprocess(frame, self.input_size)
+        return quantize(rgb, self.input)[np.newaxis]
+
+    def invoke(self, tensor: np.ndarray) -> float:
+        """Run the interpreter on a prepared input tensor and return the raw count (may be negative)."""
+        self._interpreter.set_tensor(self.input.index, tensor)
+        self._interpreter.invoke()
+        # get_tensor returns a copy, so nothing refers to interpreter memory after this call.
+        raw = self._interpreter.get_tensor(self.output.index)
+        return float(dequantize(raw, self.output).reshape(-1)[0])
+
+    def predict(self, frame: np.ndarray) -> float:
+        """Count the faces in one frame.
+
+        Args:
+            frame: HxWx3 uint8 BGR image of any size, as ``load_image`` or a video source returns it.
+
+        Returns:
+            The count, a float clipped below at 0 (the model's output is a linear regression).
+        """
+        return max(0.0, self.invoke(self.prepare(frame)))
+
+    def describe(self) -> dict[str, Any]:
+        """Summarise the model for reports: file, size, backend, tensors and metadata."""
+        return {
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "backend": self.backend.name,
+            "backend_version": self.backend.version,
+            "num_threads": self.num_threads,
+            "input_shape": list(self.input.shape),
+            "input_dtype": str(self.input.dtype),
+            "input_quantization": [self.input.scale, self.input.zero_point],
+            "output_dtype": str(self.output.dtype),
+            "quantization": self.quantization,
+            "metadata": self.metadata,
+        }

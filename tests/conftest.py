@@ -1,0 +1,119 @@
+"""Fixtures shared by every test: the read-only data beside the checkout, Keras' weight cache, tiny
+real models, and a way to run the command line in-process.
+
+The data and weights are read in place from the ``shared`` folder next to the checkout (override with
+``EDGECOUNT_SHARED``); nothing from it is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("EDGECOUNT_SHARED", REPO_ROOT.parent / "shared"))
+AV_FACES_DIR = SHARED_DIR / "data" / "av-faces"
+WEIGHTS_DIR = SHARED_DIR / "weights"
+WEIGHTS_035 = WEIGHTS_DIR / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+CLASSIFIER_TFLITE = WEIGHTS_DIR / "optional" / "mobilenet_v2_1.0_224_quant.tflite"
+
+# Small enough for a 2-core machine: alpha 0.35 at 96x96 converts in seconds.
+TINY_ALPHA = 0.35
+TINY_SIZE = 96
+
+
+@pytest.fixture(scope="session")
+def av_faces_dir() -> Path:
+    if not (AV_FACES_DIR / "labels.csv").exists():
+        pytest.skip(f"the real photos are not at {AV_FACES_DIR}; set EDGECOUNT_SHARED to the shared folder")
+    return AV_FACES_DIR
+
+
+@pytest.fixture(scope="session")
+def av_labels(av_faces_dir: Path) -> list[tuple[str, int]]:
+    """``(image name, count)`` rows of the real photos, in file order."""
+    with open(av_faces_dir / "labels.csv", newline="") as handle:
+        return [(row["image"], int(row["count"])) for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="session")
+def weights_035() -> Path:
+    if not WEIGHTS_035.exists():
+        pytest.skip(f"the ImageNet MobileNetV2 0.35 weights are not at {WEIGHTS_035}")
+    return WEIGHTS_035
+
+
+@pytest.fixture(scope="session")
+def classifier_tflite() -> Path:
+    if not CLASSIFIER_TFLITE.exists():
+        pytest.skip(f"the ImageNet classifier .tflite is not at {CLASSIFIER_TFLITE}")
+    return CLASSIFIER_TFLITE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keras_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Point Keras at a private cache seeded with the ImageNet weights, because tests cannot download."""
+    keras_home = tmp_path_factory.mktemp("keras_home")
+    models = keras_home / "models"
+    models.mkdir()
+    if WEIGHTS_DIR.exists():
+        for weights_file in WEIGHTS_DIR.glob("*.h5"):
+            shutil.copy(weights_file, models / weights_file.name)
+    os.environ["KERAS_HOME"] = str(keras_home)
+    return keras_home
+
+
+@pytest.fixture(scope="session")
+def real_photo_paths(av_faces_dir: Path, av_labels: list[tuple[str, int]]) -> list[Path]:
+    """Twelve real photos spanning small and large counts."""
+    ordered = sorted(av_labels, key=lambda row: row[1])
+    picks = [ordered[int(i)] for i in np.linspace(0, len(ordered) - 1, 12)]
+    return [av_faces_dir / "images" / name for name, _ in picks]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``edgecount ARGS...`` in-process and return ``(exit code, stdout, stderr)``."""
+    from edgecount.cli import main
+
+    def run(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            main([str(arg) for arg in args])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def run_without_tensorflow(code: str, cwd: Path | None = None, timeout: float = 300) -> "subprocess.CompletedProcess[str]":
+    """Run Python code in a new process where ``import tensorflow`` raises ImportError."""
+    import subprocess
+
+    blocker = (
+        "import sys\n"
+        "class _BlockTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tensorflow' or name.startswith('tensorflow.') or name in ('keras', 'tf_keras'):\n"
+        "            raise ImportError(f'{name} is blocked for this test')\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _BlockTensorFlow())\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", blocker + code],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
