@@ -117,3 +117,49 @@ def run_without_tensorflow(code: str, cwd: Path | None = None, timeout: float = 
         cwd=cwd,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_labels, weights_035: Path) -> Path:
+    """A run folder with an untrained alpha 0.35, 96x96 counting model and all four .tflite models.
+
+    The head is random, so counts are meaningless, but every file is real: ``run.json``, ``split.csv``
+    over 24 real photos, ``model.keras`` and ``model_<mode>.tflite`` converted by edgecount's converter
+    with embedded metadata. Building it takes about a minute on two cores, once per test session.
+    """
+    from edgecount import __version__
+    from edgecount.converters import (
+        QuantMode,
+        convert_keras_model,
+        embed_metadata,
+        load_calibration_frames,
+        representative_samples,
+        write_model_file,
+    )
+    from edgecount.runs import KERAS_FILE, RUN_FILE, SPLIT_FILE, Sample, write_json_atomically, write_split
+    from edgecount.training.model import build_count_model
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    rows = av_labels[:24]
+    samples = [Sample(av_faces_dir / "images" / name, float(count)) for name, count in rows]
+    train, validation = samples[:16], samples[16:]
+    write_split(run_dir / SPLIT_FILE, train, validation)
+
+    model = build_count_model(TINY_ALPHA, TINY_SIZE, weights_035)
+    model.save(run_dir / KERAS_FILE)
+    config = {
+        "edgecount_version": __version__,
+        "model": {"alpha": TINY_ALPHA, "image_size": TINY_SIZE, "weights": str(weights_035), "file": KERAS_FILE},
+        "data": {"dir": str(av_faces_dir), "images": len(samples)},
+        "split": {"seed": 0, "validation_fraction": 1 / 3, "file": SPLIT_FILE},
+        "metrics": {},
+    }
+    write_json_atomically(run_dir / RUN_FILE, config)
+
+    frames, _ = load_calibration_frames([sample.path for sample in train[:8]])
+    dataset = representative_samples(frames, (TINY_SIZE, TINY_SIZE))
+    for mode in QuantMode:
+        data = convert_keras_model(model, mode, dataset if mode is QuantMode.INT8 else None)
+        metadata = {"quantization": mode.value, "alpha": TINY_ALPHA, "input_size": [TINY_SIZE, TINY_SIZE]}
+        write_model_file(run_dir / mode.file_name, embed_metadata(data, metadata))
+    return run_dir
