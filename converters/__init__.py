@@ -8,9 +8,11 @@ from edgecount.converters.quant_mode import QuantMode
 from edgecount.converters.representative import (
     CalibrationError,
     check_calibration_sample,
+    check_channel_order,
     load_calibration_frames,
     representative_samples,
     select_calibration_images,
+    validate_representative_dataset,
 )
 from edgecount.converters.tflite import ConversionError, ModelExistsError, convert_keras_model, write_model_file
 
@@ -20,10 +22,12 @@ __all__ = [
     "ModelExistsError",
     "QuantMode",
     "check_calibration_sample",
+    "check_channel_order",
     "convert_keras_model",
     "embed_metadata",
     "load_calibration_frames",
     "representative_samples",
     "select_calibration_images",
+    "validate_representative_dataset",
     "write_model_file",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.converters.ops import float_ops
 from edgecount.converters.quant_mode import QuantMode
 from edgecount.converters.representative import CalibrationError
 from edgecount.runtime.errors import EdgecountError
@@ -65,8 +66,8 @@ def convert_keras_model(
             )
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
-        # Full-integer: every op must have an int8 kernel, otherwise conversion fails instead of
-        # silently falling back to float.
+        # Full-integer: every op must have an int8 kernel. TensorFlow 2.21 still keeps an op without one
+        # in float, so float_ops below checks the result.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
@@ -82,6 +83,16 @@ def convert_keras_model(
         raise ConversionError(_describe_conversion_failure(mode, error)) from error
     finally:
         _log.debug("TFLite converter output for %s:\n%s", mode.value, printed.getvalue())
+
+    if mode is QuantMode.INT8:
+        left_in_float = float_ops(data)
+        if left_in_float:
+            listed = ", ".join(f"{name} ({count}x)" for name, count in sorted(left_in_float.items()))
+            raise ConversionError(
+                f"int8 conversion failed because an op cannot be quantized: {listed} has no int8 kernel, so the "
+                "converter left it in float. Convert with --quantize dynamic or float16 instead, or replace that "
+                "layer with one that has an int8 kernel"
+            )
     return data
 
 
@@ -114,6 +125,8 @@ def write_model_file(path: Path, data: bytes, force: bool = False) -> None:
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:
+            # mkstemp creates the file as 0600; give it the permissions a plain open() would.
+            os.fchmod(handle.fileno(), 0o666 & ~_current_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -121,6 +134,13 @@ def write_model_file(path: Path, data: bytes, force: bool = False) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    # The umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class ModelExistsError(EdgecountError, FileExistsError):

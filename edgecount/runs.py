@@ -27,6 +27,8 @@ SPLIT_FILE = "split.csv"
 KERAS_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 SUBSETS = ("train", "validation")
+# mkstemp creates owner-only files, but run files are outputs that other users and tools read.
+RUN_FILE_MODE = 0o644
 
 
 class RunDirError(EdgecountError, FileNotFoundError):
@@ -49,6 +51,7 @@ def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
         with os.fdopen(descriptor, "w") as handle:
             json.dump(document, handle, indent=2, sort_keys=True)
             handle.write("\n")
+        os.chmod(temporary, RUN_FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -65,6 +68,7 @@ def write_split(path: Path, train: list[Sample], validation: list[Sample]) -> No
             for subset, samples in (("train", train), ("validation", validation)):
                 for sample in samples:
                     writer.writerow([str(Path(sample.path).resolve()), f"{sample.count:g}", subset])
+        os.chmod(temporary, RUN_FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -10,17 +10,24 @@ from .images import IMAGE_SUFFIXES, collect_image_paths, decode_image, is_image_
 from .metadata import read_edgecount_metadata
 from .model import CountModel, TensorSpec, dequantize, quantize
 from .preprocess import preprocess
+from .sources import CameraSource, FrameSource, ImageSource, PiCameraSource, SourceNotFoundError, StreamSource, VideoSource, open_source
 
 __all__ = [
     "BACKENDS",
     "Backend",
     "BackendError",
+    "CameraSource",
     "CountModel",
     "EdgecountError",
+    "FrameSource",
     "IMAGE_SUFFIXES",
     "ImageDecodeError",
+    "ImageSource",
     "ModelError",
+    "PiCameraSource",
     "SourceError",
+    "SourceNotFoundError",
+    "StreamSource",
     "TensorSpec",
     "collect_image_paths",
     "decode_image",
@@ -28,8 +35,10 @@ __all__ = [
     "is_image_file",
     "load_backend",
     "load_image",
+    "open_source",
     "preprocess",
     "quantize",
     "read_edgecount_metadata",
     "to_bgr8",
+    "VideoSource",
 ]

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .errors import BackendError
 
@@ -62,7 +65,43 @@ def _import_backend(name: str) -> Backend:
 
     if name == "tensorflow":
         return Backend(name, module.__version__, module.lite.Interpreter, module.lite.experimental.load_delegate)
-    return Backend(name, _distribution_version(name), module.Interpreter, getattr(module, "load_delegate", None))
+    version = _distribution_version(name)
+    if name == "tflite-runtime":
+        _check_numpy_abi(version)
+    return Backend(name, version, module.Interpreter, getattr(module, "load_delegate", None))
+
+
+def _check_numpy_abi(version: str) -> None:
+    """Reject tflite-runtime wheels built against NumPy 1.x when NumPy 2 is installed.
+
+    tflite-runtime 2.14 (the last release) imports without error under NumPy 2, then fails when the
+    first interpreter is created with ``SystemError`` caused by ``AttributeError: _ARRAY_API not
+    found``. Checking here makes ``auto`` pass it over and gives one clear message.
+    """
+    numpy_major = int(np.__version__.split(".")[0])
+    release = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if numpy_major >= 2 and release and release < (2, 15):
+        raise BackendError(
+            f"the interpreter backend 'tflite-runtime' {version} is installed but was built against NumPy 1.x "
+            f"and fails under NumPy {np.__version__} (AttributeError: _ARRAY_API not found); install numpy<2 "
+            "beside it (pip install 'numpy<2'), or use --backend litert (pip install ai-edge-litert)"
+        )
+
+
+def interpreter_failure(backend: Backend, error: BaseException) -> BackendError:
+    """Describe an interpreter that fails to start for a reason of its build, not of the model."""
+    causes = [f"{type(error).__name__}: {error}"]
+    cause = error.__cause__ or error.__context__
+    while cause is not None and len(causes) < 4:
+        causes.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
+    text = " <- ".join(causes)
+    fix = f"reinstall it with: {_INSTALL_HINTS[backend.name]}, or use --backend litert"
+    if "numpy" in text.lower() or "_ARRAY_API" in text:
+        fix = "it was built against NumPy 1.x; install numpy<2 beside it (pip install 'numpy<2'), or use --backend litert"
+    return BackendError(
+        f"the interpreter backend {backend.name!r} {backend.version} imports but cannot create an interpreter ({text}); {fix}"
+    )
 
 
 def _broken_backend_error(name: str, error: BaseException) -> BackendError:

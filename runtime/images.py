@@ -7,6 +7,7 @@ black, and 16-bit samples are scaled to 8 bits.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import cv2
 import numpy as np
 
 from .errors import ImageDecodeError
+
+_log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm", ".pnm")
 
@@ -24,6 +27,8 @@ DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_PIXELS = 100_000_000
 
 _JPEG_MAGIC = b"\xff\xd8"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_HEADER_SCAN_BYTES = 65536
 
 
 def max_image_bytes() -> int:
@@ -61,6 +66,14 @@ def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
     # it. Other formats keep their channels and depth through IMREAD_UNCHANGED and are normalised below.
     # NOTE: orientation stored in PNG eXIf or TIFF tags is not applied.
     is_jpeg = bytes(buffer[:2]) == _JPEG_MAGIC
+    # A small file can declare a huge image (a 20000x20000 PNG of zeros is 50 kB), and decoding it
+    # would allocate gigabytes, so the declared size is checked before OpenCV decodes anything.
+    declared = read_declared_size(bytes(buffer[:_HEADER_SCAN_BYTES]))
+    if declared is not None and declared[0] * declared[1] > MAX_IMAGE_PIXELS:
+        raise ImageDecodeError(
+            f"{name}: the file declares {declared[0]}x{declared[1]} pixels, above the limit of "
+            f"{MAX_IMAGE_PIXELS:,}; downscale the image first"
+        )
     flags = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED
     try:
         image = cv2.imdecode(buffer, flags)
@@ -72,6 +85,39 @@ def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
             f"or not in a format OpenCV reads ({', '.join(IMAGE_SUFFIXES)})"
         )
     return to_bgr8(image, name)
+
+
+def read_declared_size(header: bytes) -> tuple[int, int] | None:
+    """Read ``(width, height)`` from a PNG IHDR chunk or a JPEG start-of-frame marker.
+
+    Args:
+        header: the first bytes of the file; 64 kB covers JPEG files with large EXIF thumbnails.
+
+    Returns:
+        The size the file declares, or None for other formats or a header that ends early.
+    """
+    if header.startswith(_PNG_MAGIC) and len(header) >= 24 and header[12:16] == b"IHDR":
+        return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    if not header.startswith(_JPEG_MAGIC):
+        return None
+    position = 2
+    while position + 4 <= len(header):
+        if header[position] != 0xFF:
+            return None
+        marker = header[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        length = int.from_bytes(header[position + 2 : position + 4], "big")
+        # SOF0..SOF15 carry the frame size, except DHT (C4), JPG (C8) and DAC (CC).
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if position + 9 > len(header):
+                return None
+            height = int.from_bytes(header[position + 5 : position + 7], "big")
+            width = int.from_bytes(header[position + 7 : position + 9], "big")
+            return width, height
+        position += 2 + length
+    return None
 
 
 def to_bgr8(image: np.ndarray, name: str = "<array>") -> np.ndarray:
@@ -187,7 +233,10 @@ def collect_image_paths(inputs: list[str], recursive: bool = False) -> tuple[lis
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p))
+            files = [p for p in path.glob(pattern) if p.is_file()]
+            found = sorted(p for p in files if is_image_file(p))
+            if len(found) < len(files):
+                _log.info("%s: skipped %d files without an image suffix", path, len(files) - len(found))
         elif path.exists():
             found = [path]
         elif glob.has_magic(item):

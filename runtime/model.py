@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, load_backend
+from .backends import Backend, interpreter_failure, load_backend
 from .errors import ModelError
 from .metadata import FlatBufferError, is_tflite, read_edgecount_metadata
 from .preprocess import preprocess
@@ -84,7 +84,10 @@ def read_model_file(path: Path) -> bytes:
         raise ModelError(f"{path}: model file not found; pass the path of a .tflite file written by 'edgecount convert'")
     if path.is_dir():
         raise ModelError(f"{path}: is a folder; pass a .tflite file such as {path / 'model_int8.tflite'}")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelError(f"{path}: cannot read the model file: {error.strerror}; check its permissions") from error
     if not data:
         raise ModelError(f"{path}: the model file is empty (0 bytes); convert the model again")
     if not is_tflite(data):
@@ -93,6 +96,16 @@ def read_model_file(path: Path) -> bytes:
             "written by 'edgecount convert' or tf.lite.TFLiteConverter"
         )
     return data
+
+
+def _metadata_input_size(metadata: dict[str, Any]) -> tuple[int, int] | None:
+    """Read ``input_size`` ([height, width]) or ``image_size`` (one side) from metadata, None if absent or malformed."""
+    value = metadata.get("input_size", metadata.get("image_size"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return int(value[0]), int(value[1])
+    return None
 
 
 class CountModel:
@@ -129,15 +142,21 @@ class CountModel:
         try:
             self.metadata = read_edgecount_metadata(data)
         except FlatBufferError as error:
-            raise ModelError(f"{self.path}: the file is not a valid TFLite model: {error}; convert it again") from error
+            raise ModelError(
+                f"{self.path}: the TFLite FlatBuffer is truncated or corrupt ({error}); copy or convert the model again"
+            ) from error
 
         self._interpreter = self._create_interpreter(data)
         self.input, self.output = self._check_signature()
+        self._check_metadata()
 
     def _create_interpreter(self, data: bytes) -> Any:
         try:
             interpreter = self.backend.interpreter_class(model_content=data, num_threads=self.num_threads)
             interpreter.allocate_tensors()
+        except (SystemError, ImportError, AttributeError) as error:
+            # A backend built against another NumPy ABI fails here, not at import.
+            raise interpreter_failure(self.backend, error) from error
         except (ValueError, RuntimeError) as error:
             raise ModelError(
                 f"{self.path}: the interpreter ({self.backend.name} {self.backend.version}) cannot load the "
@@ -172,6 +191,57 @@ class CountModel:
             )
         return input_spec, output_spec
 
+    def _check_metadata(self) -> None:
+        """Warn when the embedded metadata disagrees with the tensors; the tensors decide what runs."""
+        if self.metadata is None:
+            _log.info("%s: no edgecount metadata; running from the tensor details", self.path)
+            return
+
+        expected_size = _metadata_input_size(self.metadata)
+        if expected_size is not None and expected_size != self.input_size:
+            _log.warning(
+                "%s: the metadata says the input is %dx%d but the input tensor is %dx%d; using the tensor. "
+                "The file was probably edited after conversion; convert it again",
+                self.path, expected_size[0], expected_size[1], self.input_size[0], self.input_size[1],
+            )
+        channel_order = self.metadata.get("channel_order")
+        if channel_order is not None and channel_order != "RGB":
+            _log.warning(
+                "%s: the metadata says the model takes %s pixels, but edgecount feeds RGB; counts may be wrong",
+                self.path, channel_order,
+            )
+        declared_input = self.metadata.get("input")
+        if isinstance(declared_input, dict) and "scale" in declared_input and "zero_point" in declared_input:
+            try:
+                declared = (float(declared_input["scale"]), int(declared_input["zero_point"]))
+            except (TypeError, ValueError):
+                declared = None
+            if declared is not None and (
+                abs(declared[0] - self.input.scale) > 1e-6 * max(1.0, abs(declared[0])) or declared[1] != self.input.zero_point
+            ):
+                _log.warning(
+                    "%s: the metadata says the input scale and zero point are %g and %d but the tensor has %g "
+                    "and %d; using the tensor",
+                    self.path, declared[0], declared[1], self.input.scale, self.input.zero_point,
+                )
+
+        mode = self.metadata.get("quantization")
+        if mode is None:
+            return
+        integer_input = self.input.dtype != np.float32
+        if str(mode) == "int8" and not integer_input:
+            _log.warning(
+                "%s: the metadata says int8 but the input tensor is %s; using the tensor. Convert it again "
+                "with 'edgecount convert --quantize int8'", self.path, self.input.dtype,
+            )
+        elif str(mode) in ("float32", "float16", "dynamic") and integer_input:
+            _log.warning(
+                "%s: the metadata says %s but the input tensor is %s with scale %g and zero point %d; using "
+                "the tensor", self.path, mode, self.input.dtype, self.input.scale, self.input.zero_point,
+            )
+        elif str(mode) not in ("float32", "float16", "dynamic", "int8"):
+            _log.warning("%s: unknown quantization %r in the metadata; ignoring it", self.path, mode)
+
     @property
     def input_size(self) -> tuple[int, int]:
         """``(height, width)`` of the model input."""
@@ -180,9 +250,9 @@ class CountModel:
     @property
     def quantization(self) -> str:
         """The quantization mode from the metadata, or one inferred from the input type."""
-        if self.metadata and "quantization" in self.metadata:
+        if self.metadata and self.metadata.get("quantization") in ("float32", "float16", "dynamic", "int8"):
             return str(self.metadata["quantization"])
-        return "int8" if self.input.quantized else "float32"
+        return "int8" if self.input.dtype != np.float32 else "float32"
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """Preprocess a BGR frame into the model's input tensor (with batch dimension)."""

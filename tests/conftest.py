@@ -163,3 +163,89 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_la
         metadata = {"quantization": mode.value, "alpha": TINY_ALPHA, "input_size": [TINY_SIZE, TINY_SIZE]}
         write_model_file(run_dir / mode.file_name, embed_metadata(data, metadata))
     return run_dir
+
+
+def write_test_video(path: Path, photos: list[Path], frames: int, size: tuple[int, int] = (640, 480), fps: float = 25.0) -> Path:
+    """Write an MJPG ``.avi`` of ``frames`` frames cycling through real photos resized to ``size`` (width, height)."""
+    import cv2
+
+    images = [cv2.resize(cv2.imread(str(photo)), size, interpolation=cv2.INTER_AREA) for photo in photos]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write MJPG video to {path}")
+    for index in range(frames):
+        writer.write(images[index % len(images)])
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def mjpeg_server(real_photo_paths: list[Path]):
+    """Start HTTP MJPEG servers on 127.0.0.1 serving real photos; return a factory taking a plan.
+
+    ``plan(connection_number)`` (0-based) returns how many frames that connection gets, None for an
+    endless stream, or 0 to answer 503 so that opening the stream fails. The factory returns
+    ``(url, server)``; ``server.connections`` counts the requests.
+    """
+    import http.server
+    import threading
+    import time
+
+    parts = [photo.read_bytes() for photo in real_photo_paths[:4]]
+    servers = []
+
+    def start(plan, fps: float = 30.0):
+        closing = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with lock:
+                    number = server.connections
+                    server.connections += 1
+                frames = plan(number)
+                if frames == 0:
+                    self.send_error(503, "camera offline")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                sent = 0
+                try:
+                    while (frames is None or sent < frames) and not closing.is_set():
+                        part = parts[sent % len(parts)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(part))
+                        self.wfile.write(part + b"\r\n")
+                        sent += 1
+                        time.sleep(1.0 / fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        lock = threading.Lock()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.connections = 0
+        server.closing = closing
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg", server
+
+    yield start
+    for server in servers:
+        server.closing.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def video_writer():
+    """``write_test_video`` as a fixture, for test modules that cannot import conftest."""
+    return write_test_video
+
+
+@pytest.fixture(scope="session")
+def python_without_tensorflow():
+    """``run_without_tensorflow`` as a fixture, for test modules that cannot import conftest."""
+    return run_without_tensorflow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 
 from edgecount.commands.options import BackendOpt, ModelArg, ThreadsOpt
-from edgecount.runtime import CountModel, EdgecountError, collect_image_paths, load_image
+from edgecount.runtime import BACKENDS, IMAGE_SUFFIXES, CountModel, EdgecountError, collect_image_paths, load_image
 
 
 def count(
@@ -39,18 +40,30 @@ def count(
     """
     if json_output and csv_output:
         raise typer.BadParameter("choose one of --json and --csv")
+    if backend not in ("auto", *BACKENDS):
+        raise typer.BadParameter(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}", param_hint="--backend")
     count_model = CountModel(model, num_threads=threads, backend=backend)
 
     image_paths, unmatched = collect_image_paths(paths, recursive=recursive)
-    results = [{"path": item, "count": None, "latency_ms": None, "error": "no such file, or no images matched"} for item in unmatched]
+    results = [{"path": item, "count": None, "latency_ms": None, "error": _unmatched_reason(item)} for item in unmatched]
     for image_path in image_paths:
         results.append(_count_one(count_model, image_path))
 
     _print_results(results, json_output, csv_output, count_model)
     failed = sum(1 for result in results if result["error"])
     if failed:
-        print(f"{failed} of {len(results)} inputs failed; see the error column", file=sys.stderr)
+        print(f"{failed} of {len(results)} inputs failed; their errors are in the output above", file=sys.stderr)
         raise typer.Exit(code=1)
+
+
+def _unmatched_reason(item: str) -> str:
+    """Say why an input matched no image file, and what to pass instead."""
+    path = Path(item)
+    if path.is_dir():
+        return f"{item}: the folder has no image files ({', '.join(IMAGE_SUFFIXES)}); use --recursive for subfolders"
+    if glob.has_magic(item):
+        return f"{item}: the pattern matched no files; check the folder and the pattern, and quote it so the shell does not expand it"
+    return f"{item}: no such file or folder; check the path"
 
 
 def _count_one(count_model: CountModel, image_path: Path) -> dict:

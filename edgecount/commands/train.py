@@ -1,0 +1,111 @@
+"""``edgecount train``: train a MobileNetV2 face counter on a labelled folder and write a run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ADVANCED = "Advanced"
+DISTRIBUTED = "Scaling out"
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder: labels.csv + images/, the challenge's train.csv + image_data/, or a box file alone.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write (model.keras, run.json, split.csv, history.csv, loss.png).")],
+    alpha: Annotated[float, typer.Option("--alpha", help="MobileNetV2 width multiplier: 0.35, 0.5, 0.75 or 1.0. Default 0.35.")] = 0.35,
+    image_size: Annotated[int, typer.Option("--image-size", min=32, help="Square model input size in pixels. Default 224.")] = 224,
+    weights: Annotated[str, typer.Option("--weights", help="Base weights: 'imagenet' (Keras downloads them), 'none', or the path of a no-top MobileNetV2 .h5. Default imagenet.")] = "imagenet",
+    validation_split: Annotated[float, typer.Option("--validation-split", help="Share of images held out for validation, stratified by count. Default 0.2.")] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the split, initial weights, shuffling and dropout. Default 0.")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Maximum phase 1 epochs (head on cached features); early stopping usually ends sooner. Default 100.")] = 100,
+    fine_tune_layers: Annotated[int, typer.Option("--fine-tune-layers", min=0, help="Trailing MobileNetV2 layers unfrozen in phase 2; 0 skips fine-tuning. Default 12: the last inverted residual block (block_16) and the 1280-channel convolution.")] = 12,
+    fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="Maximum phase 2 epochs over the images; 0 skips fine-tuning. Default 2.")] = 2,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad row or image instead of skipping it with a warning.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing run folder.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per step and replica. Default 32.", rich_help_panel=ADVANCED)] = 32,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Phase 1 Adam learning rate (one replica). Default 0.001.", rich_help_panel=ADVANCED)] = 1e-3,
+    fine_tune_learning_rate: Annotated[float, typer.Option("--fine-tune-learning-rate", help="Phase 2 Adam learning rate (one replica). Default 0.0001.", rich_help_panel=ADVANCED)] = 1e-4,
+    patience: Annotated[int, typer.Option("--patience", min=0, help="Epochs without a lower validation loss before a phase stops. Default 8.", rich_help_panel=ADVANCED)] = 8,
+    head_units: Annotated[int, typer.Option("--head-units", min=0, help="Hidden ReLU units in the head; 0 for a linear head. Default 256.", rich_help_panel=ADVANCED)] = 256,
+    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout rate before the output unit. Default 0.5.", rich_help_panel=ADVANCED)] = 0.5,
+    loss: Annotated[str, typer.Option("--loss", help="Training loss: mse (early stopping then tracks the validation RMSE) or huber (delta 1 face, less pull from the rare crowded photo). Default mse.", rich_help_panel=ADVANCED)] = "mse",
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into RUN_DIR/logs.", rich_help_panel=ADVANCED)] = False,
+    stream: Annotated[bool | None, typer.Option("--stream/--in-memory", help="Stream images through tf.data, or hold them in memory. Default: stream above 2 GiB of preprocessed pixels.", rich_help_panel=DISTRIBUTED, show_default=False)] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="default (one device), mirrored (all local GPUs) or multi-worker (cluster from TF_CONFIG). Batch and learning rate scale with the replicas.", rich_help_panel=DISTRIBUTED)] = "default",
+) -> None:
+    """Train a face-counting MobileNetV2 on a labelled folder.
+
+    Phase 1 trains the head on base features computed once and cached; phase 2 fine-tunes the last
+    base layers over the images. The run folder is written atomically, and the final metrics are
+    printed as JSON on stdout.
+
+    Examples:
+
+        edgecount train --data data/av-faces --out runs/av
+
+        edgecount train --data data/av-faces --out runs/av --alpha 0.35 --weights mobilenet_v2_0.35_no_top.h5
+
+        edgecount train --data challenge/ --out runs/small --image-size 128 --fine-tune-epochs 0
+
+        edgecount train --data big/ --out runs/big --stream --strategy mirrored --force
+    """
+    from edgecount.training.config import TrainConfig
+    from edgecount.training.trainer import train as run_training
+
+    quiet = os.environ.get("EDGECOUNT_QUIET") == "1"
+    interactive = sys.stderr.isatty() and not quiet
+    config = TrainConfig(
+        data_dir=data, out_dir=out, alpha=alpha, image_size=image_size, weights=weights,
+        validation_split=validation_split, seed=seed, batch_size=batch_size, epochs=epochs,
+        learning_rate=learning_rate, patience=patience, fine_tune_layers=fine_tune_layers,
+        fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
+        head_units=head_units, dropout=dropout, loss=loss, stream=stream, strategy=strategy,
+        strict=strict, force=force, tensorboard=tensorboard, verbose=2,
+    )
+    # Keras draws a progress bar (verbose=1) only on a terminal without -q. Otherwise fit logs one
+    # line per epoch (verbose=2), which is what a log file or CI output needs.
+    if interactive:
+        config.verbose = 1
+    try:
+        config.validate()
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+    if interactive:
+        document = _train_with_progress(config, run_training)
+    else:
+        document = run_training(config)
+
+    summary = {"run": str(out), **{key: value for key, value in document["metrics"].items() if key != "note"}}
+    summary["seconds"] = document["training"]["total_seconds"]
+    print(json.dumps(summary, indent=2))
+
+
+def _train_with_progress(config, run_training) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=_stderr_console()) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_step(stage: str, done: int, total: int) -> None:
+            # Keras prints its own per-epoch progress, so the bars stop before training starts.
+            if stage == "features-done":
+                progress.stop()
+                return
+            if stage not in tasks:
+                label = {"decode": "decoding images", "features": "base features"}.get(stage, stage)
+                tasks[stage] = progress.add_task(label, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        return run_training(config, on_step)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)

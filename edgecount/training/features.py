@@ -1,0 +1,147 @@
+"""Frozen-base features for phase 1: computed once per image, cached on disk, reused by reruns.
+
+With the MobileNetV2 base frozen (batch norm in inference mode, no dropout inside the base), its pooled
+output for an image never changes, so phase 1 trains the head on these vectors instead of running the
+base every epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecount.training.images import OnStep, create_image_stream
+from edgecount.training.model import find_base
+
+_log = logging.getLogger(__name__)
+
+FEATURES_DIR = "features"
+
+
+def create_feature_extractor(model: Any) -> Any:
+    """Build a Keras model from the counting model's input to the pooled base features (shared layers)."""
+    import keras
+
+    scaling = model.get_layer("mobilenetv2_scaling")
+    base = find_base(model)
+    inputs = keras.Input(shape=model.input.shape[1:], dtype="float32", name="image")
+    return keras.Model(inputs, base(scaling(inputs), training=False), name="feature_extractor")
+
+
+def create_head_model(model: Any) -> Any:
+    """Build a Keras model from the pooled features to the count, sharing the counting model's head layers."""
+    import keras
+
+    base = find_base(model)
+    head_layers = model.layers[model.layers.index(base) + 1 :]
+    inputs = keras.Input(shape=(base.output.shape[-1],), dtype="float32", name="features")
+    outputs = inputs
+    for layer in head_layers:
+        outputs = layer(outputs)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def features_from_images(extractor: Any, images: np.ndarray, batch_size: int = 64, on_step: OnStep | None = None) -> np.ndarray:
+    """Run the frozen base over uint8 images in memory and return float32 features, one row per image."""
+    rows = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].astype(np.float32)
+        rows.append(np.asarray(extractor(batch, training=False), dtype=np.float32))
+        if on_step is not None:
+            on_step("features", min(start + batch_size, len(images)), len(images))
+    width = int(extractor.output.shape[-1])
+    return np.concatenate(rows) if rows else np.zeros((0, width), np.float32)
+
+
+def features_from_stream(
+    extractor: Any, paths: list[Path], image_size: int, batch_size: int = 64, on_step: OnStep | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the frozen base over images decoded by the ``tf.data`` stream.
+
+    Returns:
+        ``(features, ok)``: float32 features in ``paths`` order (zeros for failed images) and a bool
+        array that is False where the image failed to decode.
+    """
+    rows, flags, done = [], [], 0
+    for images, _, ok in create_image_stream(paths, None, image_size, batch_size):
+        rows.append(np.asarray(extractor(images, training=False), dtype=np.float32))
+        flags.append(ok.numpy())
+        done += len(flags[-1])
+        if on_step is not None:
+            on_step("features", done, len(paths))
+    width = int(extractor.output.shape[-1])
+    if not rows:
+        return np.zeros((0, width), np.float32), np.zeros(0, bool)
+    features = np.concatenate(rows)
+    ok = np.concatenate(flags)
+    features[~ok] = 0.0
+    return features, ok
+
+
+def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights: str, seed: int) -> str:
+    """Return a hash that changes with the images (path, size, mtime), the base and its weights.
+
+    Random weights (``none``) depend on the seed, so the seed is part of the key only then.
+    """
+    import keras
+
+    hasher = hashlib.sha256()
+    weights_id: Any = weights
+    if weights not in ("imagenet", "none"):
+        stat = os.stat(weights)
+        weights_id = [str(Path(weights).resolve()), stat.st_size, stat.st_mtime_ns]
+    header = {"alpha": alpha, "image_size": image_size, "weights": weights_id, "keras": keras.__version__}
+    if weights == "none":
+        header["seed"] = seed
+    hasher.update(json.dumps(header, sort_keys=True).encode())
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            hasher.update(f"{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            hasher.update(f"{path}\0missing\n".encode())
+    return hasher.hexdigest()[:24]
+
+
+class FeatureCache:
+    """Feature files ``features/<key>.npy`` (float32 rows) and ``features/<key>.json`` (paths, failures).
+
+    Args:
+        folder: the ``features`` folder of a run.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def load(self, key: str, paths: list[Path]) -> tuple[np.ndarray, dict[Path, str]] | None:
+        """Return ``(features, failures)`` for exactly these paths, or None when the cache has no such entry."""
+        array_file, index_file = self.folder / f"{key}.npy", self.folder / f"{key}.json"
+        if not (array_file.is_file() and index_file.is_file()):
+            return None
+        try:
+            index = json.loads(index_file.read_text())
+            features = np.load(array_file)
+        except (OSError, ValueError) as error:
+            _log.warning("ignoring the unreadable feature cache %s: %s", array_file, error)
+            return None
+        if index.get("paths") != [str(path) for path in paths] or len(features) != len(paths):
+            return None
+        return features, {Path(path): reason for path, reason in index.get("failures", {}).items()}
+
+    def save(self, key: str, paths: list[Path], features: np.ndarray, failures: dict[Path, str]) -> None:
+        """Store features (one row per path, zeros for failures) atomically."""
+        from edgecount.runs import write_json_atomically
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = self.folder / f".{key}.npy.tmp"
+        with open(temporary, "wb") as handle:
+            np.save(handle, np.asarray(features, np.float32))
+        os.replace(temporary, self.folder / f"{key}.npy")
+        index = {"paths": [str(path) for path in paths], "failures": {str(path): reason for path, reason in failures.items()}}
+        write_json_atomically(self.folder / f"{key}.json", index)

@@ -1,0 +1,161 @@
+"""Training inputs: decoded images in memory for small sets, a ``tf.data`` stream for large ones.
+
+Both paths decode with ``edgecount.runtime.load_image`` and resize with ``edgecount.runtime.preprocess``,
+the same two functions the runtime uses, so a model gets identical pixels in training and on the board.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecount.runtime import ImageDecodeError, load_image, preprocess
+
+_log = logging.getLogger(__name__)
+
+# Above this many bytes of preprocessed uint8 pixels the images are streamed instead of held in memory.
+# 2 GiB is about 14,000 images at 224x224 and leaves room for TensorFlow on a machine with 8 GB.
+STREAM_THRESHOLD_BYTES = 2 * 1024**3
+
+OnStep = Callable[[str, int, int], None]
+
+
+def images_nbytes(count: int, image_size: int) -> int:
+    """Return the memory that ``count`` preprocessed images of ``image_size`` pixels take as uint8."""
+    return count * image_size * image_size * 3
+
+
+def should_stream(count: int, image_size: int, threshold: int = STREAM_THRESHOLD_BYTES) -> bool:
+    """Return whether a dataset is too large for the in-memory path."""
+    return images_nbytes(count, image_size) > threshold
+
+
+def load_preprocessed(path: str | os.PathLike[str], image_size: int) -> np.ndarray:
+    """Decode one image file and preprocess it to an ``(image_size, image_size, 3)`` uint8 RGB array."""
+    return preprocess(load_image(path), (image_size, image_size))
+
+
+def load_images(
+    paths: list[Path],
+    image_size: int,
+    on_step: OnStep | None = None,
+    workers: int | None = None,
+) -> tuple[np.ndarray, dict[Path, str]]:
+    """Decode and preprocess images into one uint8 array, in parallel threads.
+
+    OpenCV releases the GIL while decoding and resizing, so threads use every core.
+
+    Args:
+        paths: the image files.
+        image_size: square model input size in pixels.
+        on_step: called as ``on_step("decode", done, total)`` after each image. Default None.
+        workers: decoding threads. Default None uses one per CPU core.
+
+    Returns:
+        ``(images, failures)``: an ``(N, image_size, image_size, 3)`` uint8 RGB array in ``paths`` order
+        without the failed images, and a ``{path: reason}`` mapping of images that failed to decode.
+    """
+    images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
+    failures: dict[Path, str] = {}
+
+    def decode(index: int) -> str | None:
+        try:
+            images[index] = load_preprocessed(paths[index], image_size)
+        except ImageDecodeError as error:
+            return str(error)
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for index, error in enumerate(pool.map(decode, range(len(paths)))):
+            if error is not None:
+                failures[paths[index]] = error
+            if on_step is not None:
+                on_step("decode", index + 1, len(paths))
+
+    if failures:
+        keep = np.array([path not in failures for path in paths])
+        images = images[keep]
+    return images, failures
+
+
+def create_image_stream(
+    paths: list[Path],
+    counts: np.ndarray | None,
+    image_size: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    flip: bool = False,
+) -> Any:
+    """Build a ``tf.data`` pipeline that decodes images on the fly.
+
+    Each element is a batch ``(images, counts, ok)``: float32 pixels 0..255, float32 counts (zeros when
+    ``counts`` is None) and a bool flag. The flag is False for an image that failed to decode, whose
+    pixels are zeros, so one bad file never stops an epoch and callers can drop or report it.
+
+    Args:
+        paths: the image files.
+        counts: the true counts in ``paths`` order, or None for inference.
+        image_size: square model input size in pixels.
+        batch_size: images per batch.
+        shuffle_seed: shuffle the whole list every epoch with this seed; None keeps the order. Default None.
+        flip: randomly mirror images left-right, which keeps the count. Default False.
+
+    Returns:
+        A ``tf.data.Dataset``.
+    """
+    from edgecount.tensorflow_import import import_tensorflow
+
+    tf = import_tensorflow("streaming training images")
+    labels = np.zeros(len(paths), np.float32) if counts is None else np.asarray(counts, np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices(([str(path) for path in paths], labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+
+    def decode(path: Any) -> tuple[np.ndarray, bool]:
+        try:
+            return load_preprocessed(path.decode(), image_size), True
+        except ImageDecodeError as error:
+            _log.warning("%s", error)
+            return np.zeros((image_size, image_size, 3), np.uint8), False
+
+    def load(path: Any, count: Any) -> tuple[Any, Any, Any]:
+        image, ok = tf.numpy_function(decode, [path], [tf.uint8, tf.bool], stateful=False)
+        image.set_shape((image_size, image_size, 3))
+        ok.set_shape(())
+        return tf.cast(image, tf.float32), count, ok
+
+    # deterministic=True keeps the element order fixed, so a seeded run repeats exactly.
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size)
+    if flip:
+        dataset = dataset.map(lambda images, counts, ok: (tf.image.random_flip_left_right(images), counts, ok))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def create_memory_dataset(
+    images: np.ndarray,
+    counts: np.ndarray,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    flip: bool = False,
+) -> Any:
+    """Build a ``tf.data`` pipeline over preprocessed uint8 images held in memory.
+
+    Elements are ``(images, counts)`` batches with float32 pixels 0..255, like ``create_image_stream``.
+    """
+    from edgecount.tensorflow_import import import_tensorflow
+
+    tf = import_tensorflow("training on images in memory")
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.asarray(counts, np.float32)))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(lambda batch, labels: (tf.cast(batch, tf.float32), labels))
+    if flip:
+        dataset = dataset.map(lambda batch, labels: (tf.image.random_flip_left_right(batch), labels))
+    return dataset.prefetch(tf.data.AUTOTUNE)

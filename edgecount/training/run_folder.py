@@ -1,0 +1,81 @@
+"""Building a run folder atomically: train into a hidden sibling folder, rename it into place at the end."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from edgecount.runs import RUN_FILE
+from edgecount.runtime.errors import EdgecountError
+from edgecount.training.features import FEATURES_DIR
+
+_log = logging.getLogger(__name__)
+
+
+class RunExistsError(EdgecountError, FileExistsError):
+    """The output folder already contains a run (or other files) and ``--force`` was not given."""
+
+
+def check_output_dir(out_dir: Path, force: bool) -> None:
+    """Reject an output folder that a training run must not overwrite.
+
+    Raises:
+        RunExistsError: if ``out_dir`` contains a run and ``force`` is False, or contains other files.
+            A folder is replaced only when it contains ``run.json``, so ``--force`` never deletes an
+            unrelated folder.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunExistsError(f"--out {out_dir} is a file, not a folder; choose a new run folder")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not (out_dir / RUN_FILE).is_file():
+        raise RunExistsError(
+            f"--out {out_dir} is a non-empty folder without {RUN_FILE}, so it is not a training run; "
+            "choose a new or empty folder (--force replaces only run folders)"
+        )
+    if not force:
+        raise RunExistsError(f"run folder {out_dir} already exists; pass --force to replace it, or choose another --out")
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """Return the hidden sibling folder a run is built in, ``.<name>.partial``."""
+    out_dir = Path(out_dir).resolve()
+    return out_dir.parent / f".{out_dir.name}.partial"
+
+
+def prepare_staging(out_dir: Path) -> Path:
+    """Create an empty staging folder, keeping cached features from an interrupted or previous run."""
+    staging = staging_dir(out_dir)
+    staging.mkdir(parents=True, exist_ok=True)
+    for entry in staging.iterdir():
+        if entry.name == FEATURES_DIR:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+    # Feature files of the run being replaced are still valid when their key matches.
+    previous = Path(out_dir) / FEATURES_DIR
+    if previous.is_dir():
+        (staging / FEATURES_DIR).mkdir(exist_ok=True)
+        for cached in previous.iterdir():
+            target = staging / FEATURES_DIR / cached.name
+            if not target.exists():
+                shutil.copy2(cached, target)
+    return staging
+
+
+def publish_staging(staging: Path, out_dir: Path) -> None:
+    """Move the finished staging folder to ``out_dir``, replacing an existing run folder."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if out_dir.is_dir():
+        retired = out_dir.parent / f".{out_dir.name}.replaced"
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(out_dir, retired)
+        os.replace(staging, out_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, out_dir)
+    _log.info("wrote the run folder %s", out_dir)
