@@ -193,6 +193,8 @@ class PiCameraSource(_LiveSource):
 
     On Raspberry Pi OS Bookworm the camera module is driven by libcamera, and OpenCV's
     ``VideoCapture(0)`` cannot open it. ``picamera2`` is imported only when this source opens.
+    NOTE: only the missing-package path is tested; the capture calls follow the picamera2 manual but
+    have not run on a board.
 
     Args:
         width: capture width in pixels; default 640.
