@@ -108,6 +108,14 @@ def _metadata_input_size(metadata: dict[str, Any]) -> tuple[int, int] | None:
     return None
 
 
+# Test-time augmentation modes of CountModel: None and "none" run once, "flip" adds the mirror image.
+TTA_MODES = (None, "none", "flip")
+# Modes written by edgecount convert. int8_mixed keeps the worst int8 layers in float and, like the
+# float modes, takes float32 input.
+QUANTIZATION_MODES = ("float32", "float16", "dynamic", "int8", "int8_mixed")
+FLOAT_INPUT_MODES = ("float32", "float16", "dynamic", "int8_mixed")
+
+
 class CountModel:
     """A TFLite model that takes one image and returns one face count.
 
@@ -124,16 +132,23 @@ class CountModel:
         path: the ``.tflite`` file.
         num_threads: interpreter threads; default None uses every core.
         backend: ``auto`` (default), ``litert``, ``tflite-runtime`` or ``tensorflow``.
+        tta: test-time augmentation. ``None`` or ``"none"`` (default) runs the model once per frame;
+            ``"flip"`` averages the raw counts of the frame and its left-right mirror image, which
+            doubles the inference time.
 
     Raises:
         ModelError: if the file is missing, not a TFLite model, truncated, or not a counting model.
         BackendError: if the interpreter backend is missing or broken.
+        ValueError: for ``num_threads`` below 1 or an unknown ``tta``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None, backend: str = "auto") -> None:
+    def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None, backend: str = "auto", tta: str | None = None) -> None:
         self.path = Path(path)
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be 1 or more, got {num_threads}")
+        if tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {', '.join(str(mode) for mode in TTA_MODES)}, got {tta!r}")
+        self.tta = None if tta == "none" else tta
         self.num_threads = num_threads or os.cpu_count() or 1
         self.backend: Backend = load_backend(backend)
 
@@ -234,12 +249,12 @@ class CountModel:
                 "%s: the metadata says int8 but the input tensor is %s; using the tensor. Convert it again "
                 "with 'edgecount convert --quantize int8'", self.path, self.input.dtype,
             )
-        elif str(mode) in ("float32", "float16", "dynamic") and integer_input:
+        elif str(mode) in FLOAT_INPUT_MODES and integer_input:
             _log.warning(
                 "%s: the metadata says %s but the input tensor is %s with scale %g and zero point %d; using "
                 "the tensor", self.path, mode, self.input.dtype, self.input.scale, self.input.zero_point,
             )
-        elif str(mode) not in ("float32", "float16", "dynamic", "int8"):
+        elif str(mode) not in QUANTIZATION_MODES:
             _log.warning("%s: unknown quantization %r in the metadata; ignoring it", self.path, mode)
 
     @property
@@ -250,7 +265,7 @@ class CountModel:
     @property
     def quantization(self) -> str:
         """The quantization mode from the metadata, or one inferred from the input type."""
-        if self.metadata and self.metadata.get("quantization") in ("float32", "float16", "dynamic", "int8"):
+        if self.metadata and self.metadata.get("quantization") in QUANTIZATION_MODES:
             return str(self.metadata["quantization"])
         return "int8" if self.input.dtype != np.float32 else "float32"
 
@@ -274,9 +289,13 @@ class CountModel:
             frame: HxWx3 uint8 BGR image of any size, as ``load_image`` or a video source returns it.
 
         Returns:
-            The count, a float clipped below at 0 (the model's output is a linear regression).
+            The count, a float clipped below at 0 (the model's output is a linear regression). With
+            ``tta="flip"`` it is the mean of the raw counts of the frame and its mirror image, clipped.
         """
-        return max(0.0, self.invoke(self.prepare(frame)))
+        raw = self.invoke(self.prepare(frame))
+        if self.tta == "flip":
+            raw = (raw + self.invoke(self.prepare(np.ascontiguousarray(frame[:, ::-1])))) / 2.0
+        return max(0.0, raw)
 
     def describe(self) -> dict[str, Any]:
         """Summarise the model for reports: file, size, backend, tensors and metadata."""
@@ -286,6 +305,7 @@ class CountModel:
             "backend": self.backend.name,
             "backend_version": self.backend.version,
             "num_threads": self.num_threads,
+            "tta": self.tta or "none",
             "input_shape": list(self.input.shape),
             "input_dtype": str(self.input.dtype),
             "input_quantization": [self.input.scale, self.input.zero_point],

@@ -13,6 +13,10 @@ import math
 import cv2
 import numpy as np
 
+# Changes whenever ``preprocess`` produces different pixels, so that caches of preprocessed images or
+# of features computed from them (training's feature cache) are rebuilt instead of reused.
+PREPROCESS_VERSION = 2
+
 
 def preprocess(frame: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     """Resize a BGR frame to the model input and convert it to RGB.
@@ -46,24 +50,26 @@ def preprocess(frame: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_to_input(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a frame to ``height`` x ``width``, anti-aliased when shrinking.
+    """Resize a frame to ``height`` x ``width``, anti-aliased when shrinking and bit-exact across CPUs.
 
-    ``cv2.INTER_AREA`` averages every source pixel, but at a non-integer ratio OpenCV runs a slow
-    general path: 640x480 to 224x224 took 1.9 ms on one AMD EPYC core with OpenCV 5.1, a fifth of
-    an int8 alpha 0.35 inference there. So a large frame is first resized bilinearly to k times the
-    input size, with k chosen so that this step shrinks by at most 2x and still samples every
-    pixel's neighbourhood, then box-averaged by the integer factor k, which is OpenCV's fast path.
-    The same frame took 0.9 ms this way, and the result differs from a direct ``INTER_AREA`` resize by
-    0.5 grey levels on average (measured on 50 photos of 612x408).
+    Two properties matter here. The result must be the same on x86 and ARM, so that a model counts the
+    same photo alike on the training machine and on a Raspberry Pi: OpenCV 5.1's ``INTER_LINEAR`` and
+    ``INTER_AREA`` at a non-integer ratio use floating-point weights and round about a fifth of the
+    pixels differently on ARM, while ``INTER_LINEAR_EXACT`` and ``INTER_AREA`` at an integer ratio use
+    integer arithmetic. And it must be fast: a direct ``INTER_AREA`` from 640x480 to 224x224 took
+    1.9 ms on one AMD EPYC core, a fifth of an int8 alpha 0.35 inference there.
+
+    So a frame larger than the input is first resized with ``INTER_LINEAR_EXACT`` to k times the input
+    size, with k chosen so that this step shrinks by at most 2x, then box-averaged by the integer
+    factor k. The same 640x480 frame took 0.9 ms this way. A smaller frame is enlarged with
+    ``INTER_LINEAR_EXACT``.
     """
     frame_height, frame_width = frame.shape[:2]
     if (frame_height, frame_width) == (height, width):
         return frame
     ratio = max(frame_height / height, frame_width / width)
     if ratio <= 1.0:
-        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
-    factor = math.ceil(ratio / 2)
-    if factor == 1:
-        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-    intermediate = cv2.resize(frame, (width * factor, height * factor), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR_EXACT)
+    factor = max(2, math.ceil(ratio / 2))
+    intermediate = cv2.resize(frame, (width * factor, height * factor), interpolation=cv2.INTER_LINEAR_EXACT)
     return cv2.resize(intermediate, (width, height), interpolation=cv2.INTER_AREA)

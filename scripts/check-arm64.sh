@@ -24,6 +24,8 @@ SHARED_DIR=${EDGECOUNT_SHARED:-$REPO_DIR/../shared}
 MIRROR=${EDGECOUNT_DEBIAN_MIRROR:-}
 HOST_PYTHON=${EDGECOUNT_HOST_PYTHON:-}
 IMAGE_COUNT=12
+# qemu's CPU model: cortex-a72 is the Raspberry Pi 4's core, cortex-a76 the Pi 5's.
+CPU_MODEL=${EDGECOUNT_ARM64_CPU:-cortex-a72}
 VIDEO_PHOTOS=8
 REBUILD_ROOT=0
 SETUP_ONLY=0
@@ -51,6 +53,7 @@ Options:
                      that prepares the video and models (default: /work/venv/bin/python if
                      present, else python3)
   --images N         number of real photos to count (default: $IMAGE_COUNT)
+  --cpu MODEL        emulated CPU: cortex-a72 (Raspberry Pi 4, default) or cortex-a76 (Pi 5)
   --rebuild-root     delete the cached arm64 root and bootstrap it again
   --setup-only       prepare the arm64 root and exit
   --keep-work        keep the temporary work folder (wheel, models, results) for inspection
@@ -72,6 +75,7 @@ while (($#)); do
         --mirror) MIRROR=${2:?--mirror needs a URL}; shift 2 ;;
         --host-python) HOST_PYTHON=${2:?--host-python needs a path}; shift 2 ;;
         --images) IMAGE_COUNT=${2:?--images needs a number}; shift 2 ;;
+        --cpu) CPU_MODEL=${2:?--cpu needs a CPU model}; shift 2 ;;
         --rebuild-root) REBUILD_ROOT=1; shift ;;
         --setup-only) SETUP_ONLY=1; shift ;;
         --keep-work) KEEP_WORK=1; shift ;;
@@ -83,6 +87,13 @@ if ! [[ $IMAGE_COUNT =~ ^[1-9][0-9]*$ ]]; then
     printf 'error: --images must be a positive integer, got %q\n' "$IMAGE_COUNT" >&2
     exit 2
 fi
+case $CPU_MODEL in
+    cortex-a72) CPU_PART=0xd08 CPU_FEATURES="fp asimd evtstrm crc32 cpuid" BOARD="Raspberry Pi 4 Model B" ;;
+    cortex-a76) CPU_PART=0xd0b CPU_FEATURES="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" BOARD="Raspberry Pi 5 Model B" ;;
+    *) printf 'error: --cpu must be cortex-a72 or cortex-a76, got %q\n' "$CPU_MODEL" >&2; exit 2 ;;
+esac
+# qemu-user reads the CPU model from the environment of every emulated process.
+export QEMU_CPU=$CPU_MODEL
 
 ROOT="$CACHE_DIR/root"
 MOUNTS=()
@@ -191,8 +202,8 @@ bootstrap_root() {
 }
 
 bind_mount() {
-    # bind_mount SOURCE TARGET [ro]
-    mkdir -p "$2"
+    # bind_mount SOURCE TARGET [ro]; TARGET may be a file such as /proc/cpuinfo.
+    [[ -e $2 ]] || mkdir -p "$2"
     mount --bind "$1" "$2"
     MOUNTS+=("$2")
     if [[ ${3:-} == ro ]]; then
@@ -200,6 +211,7 @@ bind_mount() {
     fi
 }
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     local status=$?
     local index
@@ -218,15 +230,33 @@ cleanup() {
     exit "$status"
 }
 
+write_cpu_description() {
+    local folder=$1 core name
+    mkdir -p "$folder/sys/devices/system/cpu"
+    for name in possible present online; do
+        echo 0-3 >"$folder/sys/devices/system/cpu/$name"
+    done
+    : >"$folder/cpuinfo"
+    for core in 0 1 2 3; do
+        mkdir -p "$folder/sys/devices/system/cpu/cpu$core"
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: %s\nCPU revision\t: 3\n\n' \
+            "$core" "$CPU_FEATURES" "$CPU_PART" >>"$folder/cpuinfo"
+    done
+    printf 'Model\t\t: %s (emulated by qemu %s)\n' "$BOARD" "$CPU_MODEL" >>"$folder/cpuinfo"
+}
+
 mount_root() {
     unmount_under "$ROOT"
     mkdir -p "$ROOT/proc"
     mount -t proc proc "$ROOT/proc"
     MOUNTS+=("$ROOT/proc")
     bind_mount /dev "$ROOT/dev"
-    # XNNPACK's CPU detection reads /sys/devices/system/cpu; without it the interpreter logs
-    # "Error in cpuinfo" and may skip the XNNPACK kernels that a Raspberry Pi runs.
-    bind_mount /sys "$ROOT/sys" ro
+    # XNNPACK's CPU detection (the cpuinfo library) reads /sys/devices/system/cpu and /proc/cpuinfo.
+    # Without them it fails and the interpreter silently runs without XNNPACK, unlike on a Pi; the
+    # host's x86 files make it crash under qemu. So the root gets a Pi's four-core CPU description.
+    write_cpu_description "$WORK_DIR/cpu"
+    bind_mount "$WORK_DIR/cpu/sys" "$ROOT/sys" ro
+    bind_mount "$WORK_DIR/cpu/cpuinfo" "$ROOT/proc/cpuinfo" ro
     bind_mount "$SHARED_DIR" "$ROOT/mnt/shared" ro
     bind_mount "$WORK_DIR" "$ROOT/mnt/work"
     # pip inside the root needs name resolution and, behind an intercepting proxy, the host's CA bundle.
@@ -238,7 +268,7 @@ mount_root() {
 
 in_root() {
     # Run a command in the arm64 root with a clean environment plus pip's network settings.
-    local env_vars=(HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1
+    local env_vars=(HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU" PIP_DISABLE_PIP_VERSION_CHECK=1
         PIP_DEFAULT_TIMEOUT="${PIP_DEFAULT_TIMEOUT:-120}" PYTHONDONTWRITEBYTECODE=)
     local name
     for name in PIP_INDEX_URL http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY; do
@@ -347,6 +377,11 @@ run_side() {
     python="$venv_dir/bin/python"
     local tag="$side-$variant"
     log "$side: probing with the $variant backend"
+    if [[ $side == arm64 ]]; then
+        local models=("$WORK_DIR"/models/model_*.tflite)
+        run "$venv_dir/bin/edgecount" doctor "$work_dir/models/$(basename "${models[-1]}")" --json --no-devices \
+            --backend "$backend" >"$WORK_DIR/results/doctor-$tag.json" 2>"$WORK_DIR/results/doctor-$tag.err" || true
+    fi
     run "$python" "$work_dir/probe.py" --backend "$backend" --models "$work_dir/models" \
         --images-root "$data_dir/images" --images "$work_dir/images.txt" --video "$work_dir/video.avi" --venv "$venv_dir" \
         --out "$work_dir/results/probe-$tag.json" >&2
@@ -399,7 +434,8 @@ main() {
     done
 
     "$REFERENCE_PYTHON" "$SCRIPTS_DIR/compare.py" --work "$WORK_DIR" --wheel "$WHEEL_NAME" \
-        --mirror "$MIRROR" --run "${RUN_DIR:-built on the host}" | tee "$CACHE_DIR/last-summary.txt"
+        --mirror "$MIRROR" --run "${RUN_DIR:-built on the host}" --cpu "$CPU_MODEL" | tee "$CACHE_DIR/last-summary.txt"
 }
 
-main "$@"
+# One line, so that bash never reads past it if this file changes while a run is in progress.
+main "$@"; exit

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from edgecount.commands.options import BackendOpt, JsonOpt
+from edgecount.commands.options import BackendOpt, JsonOpt, TtaOpt, check_tta
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def compare(
     ] = None,
     json_output: JsonOpt = False,
     backend: BackendOpt = "auto",
+    tta: TtaOpt = "none",
 ) -> None:
     """Compare float32, float16, dynamic and int8 models: RMSE, MAE, latency, FPS and file size.
 
@@ -88,6 +89,8 @@ def compare(
         edgecount compare runs/av --threads 1,2,4 --out report/
 
         edgecount compare --models a.tflite --models b.tflite --data photos/labelled
+
+        edgecount compare runs/av --tta flip
     """
     from edgecount.reports.comparison import compare_models
     from edgecount.reports.environment import system_info
@@ -96,6 +99,7 @@ def compare(
     from edgecount.runtime import load_backend
 
     thread_counts = parse_threads(threads)
+    check_tta(tta)
     if run_dir is None and (not models or data is None):
         raise typer.BadParameter("pass a run folder, or both --models and --data", param_hint="RUN_DIR")
 
@@ -121,7 +125,7 @@ def compare(
     system = system_info(load_backend(backend), thread_counts)
     comparison = compare_models(
         paths, images, thread_counts, keras_reference, system, runs=runs, warmup=warmup, backend=backend,
-        haar=haar, cascade_path=cascade, on_model=lambda name: _log.info("measuring %s", name),
+        haar=haar, cascade_path=cascade, on_model=lambda name: _log.info("measuring %s", name), tta=tta,
     )
 
     print(format_json(comparison) if json_output else format_text(comparison), end="")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -97,6 +98,7 @@ def convert(
         keep_float=keep,
         debug_samples=debug_samples,
         backend=backend,
+        on_phase=None if os.environ.get("EDGECOUNT_QUIET") == "1" else _print_phase,
     )
     report = run_conversion(run, settings)
 
@@ -104,6 +106,10 @@ def convert(
         print(json.dumps(report, indent=2, default=str))
     else:
         _print_report(report)
+
+
+def _print_phase(message: str) -> None:
+    print(f"{message}...", file=sys.stderr, flush=True)
 
 
 def _number(value: Any, digits: int = 3) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from edgecount.commands.options import BackendOpt, ModelArg, ThreadsOpt
+from edgecount.commands.options import BackendOpt, ModelArg, ThreadsOpt, TtaOpt, check_tta
 from edgecount.runtime import BACKENDS, IMAGE_SUFFIXES, CountModel, EdgecountError, collect_image_paths, load_image
 
 
@@ -24,6 +24,7 @@ def count(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Scan folders recursively.")] = False,
     threads: ThreadsOpt = None,
     backend: BackendOpt = "auto",
+    tta: TtaOpt = "none",
 ) -> None:
     """Count faces in images with a TFLite model, without TensorFlow.
 
@@ -37,12 +38,14 @@ def count(
         edgecount count model.tflite 'party/*.jpg' --json
 
         edgecount count model.tflite group.jpg --threads 4 --csv > counts.csv
+
+        edgecount count model.tflite photos/ --tta flip
     """
     if json_output and csv_output:
         raise typer.BadParameter("choose one of --json and --csv")
     if backend not in ("auto", *BACKENDS):
         raise typer.BadParameter(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}", param_hint="--backend")
-    count_model = CountModel(model, num_threads=threads, backend=backend)
+    count_model = CountModel(model, num_threads=threads, backend=backend, tta=check_tta(tta))
 
     image_paths, unmatched = collect_image_paths(paths, recursive=recursive)
     results = [{"path": item, "count": None, "latency_ms": None, "error": _unmatched_reason(item)} for item in unmatched]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -15,8 +16,9 @@ DISTRIBUTED = "Scaling out"
 
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Dataset folder: labels.csv + images/, the challenge's train.csv + image_data/, or a box file alone.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder to write (model.keras, run.json, split.csv, history.csv, loss.png).")],
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset folder: labels.csv + images/, the challenge's train.csv + image_data/, or a box file alone. Required unless --resume.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder to write (model.keras, run.json, split.csv, history.csv, loss.png). Required unless --resume.", show_default=False)] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the interrupted run RUN_DIR (its --out folder or the .<name>.partial folder) from its last epoch checkpoint, with the settings it was started with.", metavar="RUN_DIR", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="MobileNetV2 width multiplier: 0.35, 0.5, 0.75 or 1.0. Default 0.35.")] = 0.35,
     image_size: Annotated[int, typer.Option("--image-size", min=32, help="Square model input size in pixels. Default 224.")] = 224,
     weights: Annotated[str, typer.Option("--weights", help="Base weights: 'imagenet' (Keras downloads them), 'none', or the path of a no-top MobileNetV2 .h5. Default imagenet.")] = "imagenet",
@@ -25,6 +27,7 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Maximum phase 1 epochs (head on cached features); early stopping usually ends sooner. Default 100.")] = 100,
     fine_tune_layers: Annotated[int, typer.Option("--fine-tune-layers", min=0, help="Trailing MobileNetV2 layers unfrozen in phase 2; 0 skips fine-tuning. Default 12: the last inverted residual block (block_16) and the 1280-channel convolution.")] = 12,
     fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="Maximum phase 2 epochs over the images; 0 skips fine-tuning. Default 2.")] = 2,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment phase 2 images: flips, colour and brightness jitter, and crops recounted from face boxes when the dataset has them. Default on.")] = True,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad row or image instead of skipping it with a warning.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run folder.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per step and replica. Default 32.", rich_help_panel=ADVANCED)] = 32,
@@ -53,19 +56,36 @@ def train(
         edgecount train --data challenge/ --out runs/small --image-size 128 --fine-tune-epochs 0
 
         edgecount train --data big/ --out runs/big --stream --strategy mirrored --force
+
+        edgecount train --resume runs/av
     """
     from edgecount.training.config import TrainConfig
+    from edgecount.training.run_folder import load_resume_config
     from edgecount.training.trainer import train as run_training
 
     quiet = os.environ.get("EDGECOUNT_QUIET") == "1"
     interactive = sys.stderr.isatty() and not quiet
+    if resume is not None:
+        # The interrupted run's settings decide everything, so any other setting would be ignored.
+        arguments = locals()
+        changed = [name for name, default in _DEFAULTS.items() if arguments[name] != default]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            raise typer.BadParameter(f"--resume continues with the settings the run was started with; drop {flags}")
+        config = load_resume_config(resume)
+        config.verbose = 1 if interactive else 2
+        document = _train_with_progress(config, run_training, True) if interactive else run_training(config, resume=True)
+        _print_summary(config.out_dir, document)
+        return
+    if data is None or out is None:
+        raise typer.BadParameter("--data and --out are required to start a run (or pass --resume RUN_DIR to continue one)")
     config = TrainConfig(
         data_dir=data, out_dir=out, alpha=alpha, image_size=image_size, weights=weights,
         validation_split=validation_split, seed=seed, batch_size=batch_size, epochs=epochs,
         learning_rate=learning_rate, patience=patience, fine_tune_layers=fine_tune_layers,
         fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
         head_units=head_units, dropout=dropout, loss=loss, stream=stream, strategy=strategy,
-        strict=strict, force=force, tensorboard=tensorboard, verbose=2,
+        augment=augment, strict=strict, force=force, tensorboard=tensorboard, verbose=2,
     )
     # Keras draws a progress bar (verbose=1) only on a terminal without -q. Otherwise fit logs one
     # line per epoch (verbose=2), which is what a log file or CI output needs.
@@ -80,13 +100,16 @@ def train(
         document = _train_with_progress(config, run_training)
     else:
         document = run_training(config)
+    _print_summary(out, document)
 
+
+def _print_summary(out: Path, document: dict) -> None:
     summary = {"run": str(out), **{key: value for key, value in document["metrics"].items() if key != "note"}}
     summary["seconds"] = document["training"]["total_seconds"]
     print(json.dumps(summary, indent=2))
 
 
-def _train_with_progress(config, run_training) -> dict:
+def _train_with_progress(config, run_training, resume: bool = False) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=_stderr_console()) as progress:
@@ -97,15 +120,26 @@ def _train_with_progress(config, run_training) -> dict:
             if stage == "features-done":
                 progress.stop()
                 return
+            if stage.startswith("phase"):
+                return
             if stage not in tasks:
                 label = {"decode": "decoding images", "features": "base features"}.get(stage, stage)
                 tasks[stage] = progress.add_task(label, total=total)
             progress.update(tasks[stage], completed=done)
 
-        return run_training(config, on_step)
+        return run_training(config, on_step, resume)
 
 
 def _stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+# Every setting that --resume takes from the interrupted run instead, with its command-line default.
+_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(train).parameters.items()
+    if name not in ("resume", "data", "out")
+}
+_DEFAULTS.update(data=None, out=None)

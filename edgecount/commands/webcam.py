@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import typer
 
-from edgecount.commands.options import BackendOpt, ModelArg, ThreadsOpt
+from edgecount.commands.options import BackendOpt, ModelArg, ThreadsOpt, TtaOpt, check_tta
 from edgecount.runtime import BACKENDS, CountModel, ImageDecodeError, SourceError
 from edgecount.runtime.sources import FrameSource, open_source
 from edgecount.runtime.stats import LatencyStats, MovingAverage, RateMeter
@@ -63,6 +63,7 @@ def webcam(
     height: Annotated[int | None, typer.Option("--height", min=1, help="Requested camera height in pixels.", rich_help_panel="Advanced")] = None,
     threads: ThreadsOpt = None,
     backend: BackendOpt = "auto",
+    tta: TtaOpt = "none",
 ) -> None:
     """Count faces live in a camera, network stream or video file, one line per counted frame.
 
@@ -90,8 +91,8 @@ def webcam(
     # OpenCV logs a warning for each capture backend that fails to open a source; the SourceError
     # that follows says more, so those warnings show only with -vv.
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    count_model = CountModel(model, num_threads=threads, backend=backend)
+        _quiet_opencv_logging()
+    count_model = CountModel(model, num_threads=threads, backend=backend, tta=check_tta(tta))
     try:
         frame_source = open_source(source, realtime=realtime, reconnect=reconnect, reconnect_delay=reconnect_delay, width=width, height=height)
     except ValueError as error:
@@ -319,3 +320,13 @@ class _Display:
             cv2.destroyAllWindows()
         except cv2.error:
             pass
+
+
+def _quiet_opencv_logging() -> None:
+    # OpenCV 5 has cv2.utils.logging; the 4.x wheels that pip picks with numpy<2 (the tflite-runtime
+    # extra) have only cv2.setLogLevel, which takes the same levels (2 is LOG_LEVEL_ERROR).
+    opencv_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if opencv_logging is not None:
+        opencv_logging.setLogLevel(opencv_logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(2)

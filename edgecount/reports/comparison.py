@@ -45,6 +45,8 @@ class ModelRow:
     (the baseline cannot run in this install). ``rmse_change_vs_keras`` is this model's RMSE minus the
     Keras model's, None with ``keras_note`` saying why when there is no Keras reference.
     ``speedup`` maps a thread count to float32's median invoke time divided by this model's.
+    ``tta`` is ``flip`` for the row of a model run with test-time flip averaging (named ``<mode>+flip``),
+    whose latency includes both inferences, and ``none`` otherwise.
     """
 
     name: str
@@ -60,6 +62,7 @@ class ModelRow:
     output_difference: dict[str, float] | None = None
     latency: dict[int, ModelLatency] = field(default_factory=dict)
     speedup: dict[int, float] = field(default_factory=dict)
+    tta: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class ModelRow:
             "reason": self.reason,
             "size_bytes": self.size_bytes,
             "quantization": self.quantization,
+            "tta": self.tta,
             "metrics": self.metrics.to_dict() if self.metrics else None,
             "rmse_change_vs_keras": self.rmse_change_vs_keras,
             "keras_note": self.keras_note,
@@ -127,12 +131,16 @@ def evaluate_model(
     runs: int = DEFAULT_RUNS,
     warmup: int = DEFAULT_WARMUP,
     backend: str = "auto",
+    tta: str = "none",
 ) -> ModelRow:
     """Measure one TFLite model: accuracy on the images, then latency at each thread count.
 
-    Errors from loading or running the model are caught and turned into a ``failed`` row.
+    Errors from loading or running the model are caught and turned into a ``failed`` row. With
+    ``tta="flip"`` the row is named ``<mode>+flip``, its outputs average each frame and its mirror
+    image as ``CountModel(..., tta="flip")`` does, and its latency covers both inferences.
     """
-    row = ModelRow(name=model_name(path), kind="tflite", path=str(path))
+    suffix = "" if tta == "none" else f"+{tta}"
+    row = ModelRow(name=model_name(path) + suffix, kind="tflite", path=str(path), tta=tta)
     try:
         row.size_bytes = path.stat().st_size
     except OSError as error:
@@ -140,10 +148,13 @@ def evaluate_model(
         return row
 
     try:
-        model = CountModel(path, num_threads=max(threads), backend=backend)
+        model = CountModel(path, num_threads=max(threads), backend=backend, tta=tta)
         # The metadata's own name, so that int8_mixed is not reported as the mode inferred from its float input.
         row.quantization = str((model.metadata or {}).get("quantization") or model.quantization)
         outputs = predict_tflite(model, images)
+        if model.tta == "flip":
+            mirrored = np.array([model.invoke(model.prepare(np.ascontiguousarray(frame[:, ::-1]))) for frame in images.frames])
+            outputs = (outputs + mirrored) / 2.0
         row.metrics = count_metrics(clip_counts(outputs), images.true_counts, images.paths)
         if keras.outputs is not None and keras.metrics is not None:
             row.rmse_change_vs_keras = row.metrics.rmse - keras.metrics.rmse
@@ -153,7 +164,7 @@ def evaluate_model(
 
         frames = images.frames[:PIPELINE_FRAMES]
         for num_threads in threads:
-            row.latency[num_threads] = measure_latency(path, num_threads, frames, runs, warmup, backend)
+            row.latency[num_threads] = measure_latency(path, num_threads, frames, runs, warmup, backend, tta)
     except (EdgecountError, ValueError, RuntimeError) as error:
         # ModelError/BackendError on load; ValueError/RuntimeError from the interpreter on invoke.
         row.status, row.reason = "failed", f"{type(error).__name__}: {error}"
@@ -218,6 +229,7 @@ def compare_models(
     haar: bool = True,
     cascade_path: str | os.PathLike[str] | None = None,
     on_model: Callable[[str], None] | None = None,
+    tta: str = "none",
 ) -> Comparison:
     """Evaluate every model and the baseline on the same images.
 
@@ -233,6 +245,8 @@ def compare_models(
         haar: whether to add the Haar cascade row. Default True.
         cascade_path: the cascade XML; default None searches OpenCV's data folder.
         on_model: called with each model's name before it is measured.
+        tta: ``flip`` adds a ``<mode>+flip`` row after each model that loaded, measured with test-time
+            flip averaging, so the report shows its RMSE change and latency cost. Default ``none``.
 
     Raises:
         ValueError: if no thread count is given or one is below 1.
@@ -245,12 +259,16 @@ def compare_models(
         if on_model:
             on_model(model_name(Path(path)))
         rows.append(evaluate_model(Path(path), images, threads, keras, runs, warmup, backend))
+        if tta != "none" and rows[-1].status == "ok":
+            if on_model:
+                on_model(f"{rows[-1].name}+{tta}")
+            rows.append(evaluate_model(Path(path), images, threads, keras, runs, warmup, backend, tta))
     if haar:
         if on_model:
             on_model(HAAR_NAME)
         rows.append(evaluate_haar(images, threads, runs, warmup, cascade_path))
     add_speedups(rows)
 
-    settings = {"threads": list(threads), "runs": runs, "warmup": warmup, "seconds": round(time.perf_counter() - started, 1)}
+    settings = {"threads": list(threads), "runs": runs, "warmup": warmup, "tta": tta, "seconds": round(time.perf_counter() - started, 1)}
     return Comparison(rows, system, len(images), list(images.failures), keras, settings)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +45,7 @@ from edgecount.runtime import CountModel, EdgecountError
 
 _log = logging.getLogger(__name__)
 
+# The int8 model with its worst layers kept in float; the runtime knows this name (runtime/model.py).
 MIXED_NAME = "int8_mixed"
 MIXED_FILE = f"model_{MIXED_NAME}.tflite"
 CALIBRATION_METHOD = "sorted by count, cut into equal strata, one image drawn per stratum (numpy default_rng)"
@@ -69,6 +71,13 @@ class ConvertSettings:
     keep_float: list[str] = field(default_factory=list)
     debug_samples: int = 32
     backend: str = "auto"
+    # Called with a short description before each long step (decoding, converting, evaluating).
+    on_phase: Callable[[str], None] | None = None
+
+    def phase(self, message: str) -> None:
+        _log.info("%s", message)
+        if self.on_phase is not None:
+            self.on_phase(message)
 
 
 def _destinations(settings: ConvertSettings) -> dict[str, Path]:
@@ -230,6 +239,7 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
     samples, source = _evaluation_samples(run, settings.data_dir)
     images = None
     if samples:
+        settings.phase(f"decoding {len(samples)} evaluation images")
         images = load_evaluation_images(samples)
     else:
         _log.warning("no evaluation images (%s is empty): the models are written without a validation RMSE", source)
@@ -237,6 +247,7 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
 
     keras_outputs, keras = None, {}
     if images is not None:
+        settings.phase("running the Keras model on the evaluation images")
         with stdout_to_stderr():
             keras_outputs = predict_keras(keras_model, images)
         metrics = count_metrics(clip_counts(keras_outputs), images.true_counts, images.paths)
@@ -246,13 +257,14 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
     needs_int8 = QuantMode.INT8 in settings.modes or bool(settings.keep_float)
     dataset, calibration = (None, None)
     if needs_int8:
+        settings.phase(f"loading up to {settings.calibration_size} calibration images")
         dataset, calibration = build_calibration(run, input_size, settings.calibration_size, settings.seed)
 
     # Convert, measure, embed metadata and write each mode.
     report: dict[str, Any] = {"evaluation": evaluation, "keras": keras, "models": []}
     results: dict[str, dict[str, Any]] = {}
     for mode in settings.modes:
-        _log.info("converting to %s", mode.value)
+        settings.phase(f"converting to {mode.value} and evaluating it")
         with stdout_to_stderr():
             data = convert_keras_model(keras_model, mode, dataset if mode is QuantMode.INT8 else None)
         result, tensors = _measure(data, mode.value, images, keras_outputs, settings.backend)
@@ -309,7 +321,7 @@ def _check_int8_drift(run, settings, keras_model, dataset, calibration, images, 
     # The debugger calibrates and measures on a subset, because it runs the model once per sample with
     # a float and an int8 copy of every layer.
     debug_dataset = _subset(dataset, settings.debug_samples)
-    _log.info("running the quantization debugger on %d calibration images", settings.debug_samples)
+    settings.phase(f"running the quantization debugger on {settings.debug_samples} calibration images")
     with stdout_to_stderr():
         layers = rank_layer_errors(keras_model, debug_dataset)
     report["debugger"] = {
@@ -325,6 +337,7 @@ def _check_int8_drift(run, settings, keras_model, dataset, calibration, images, 
         keep = choose_keep_float(settings.keep_float, layers)
     except ValueError as error:
         raise ConvertError(str(error)) from error
+    settings.phase(f"converting to int8 with {len(keep)} layers in float and evaluating it")
     with stdout_to_stderr():
         data = convert_int8_mixed(keras_model, dataset, keep)
     result, tensors = _measure(data, MIXED_NAME, images, keras_outputs, settings.backend)

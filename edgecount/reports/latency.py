@@ -126,6 +126,7 @@ def measure_latency(
     runs: int = DEFAULT_RUNS,
     warmup: int = DEFAULT_WARMUP,
     backend: str = "auto",
+    tta: str | None = None,
 ) -> ModelLatency:
     """Load a model with ``num_threads`` and time bare ``invoke`` and preprocess-plus-invoke.
 
@@ -137,18 +138,25 @@ def measure_latency(
         runs: timed calls per measurement. Default 50.
         warmup: untimed calls before each measurement. Default 5.
         backend: the interpreter backend, as for ``CountModel``.
+        tta: test-time augmentation, as for ``CountModel``. With ``"flip"`` the invoke timing covers
+            both calls (the frame and its mirror image) and the pipeline timing both preprocessings.
+            Default None.
 
     Raises:
         ModelError, BackendError: if the model does not load.
         ValueError: for ``runs`` below 1 or ``warmup`` below 0.
     """
     start = time.perf_counter()
-    model = CountModel(path, num_threads=num_threads, backend=backend)
+    model = CountModel(path, num_threads=num_threads, backend=backend, tta=tta)
     load_ms = (time.perf_counter() - start) * 1000.0
 
     frames = list(frames) if frames else [random_frame()]
     tensor = model.prepare(frames[0])
-    invoke_times = time_calls(lambda i: model.invoke(tensor), runs, warmup)
+    if model.tta == "flip":
+        mirrored = model.prepare(np.ascontiguousarray(frames[0][:, ::-1]))
+        invoke_times = time_calls(lambda i: model.invoke(tensor) + model.invoke(mirrored), runs, warmup)
+    else:
+        invoke_times = time_calls(lambda i: model.invoke(tensor), runs, warmup)
     pipeline_times = time_calls(lambda i: model.predict(frames[i % len(frames)]), runs, warmup)
     return ModelLatency(num_threads, load_ms, summarize_times(invoke_times), summarize_times(pipeline_times))
 

@@ -47,6 +47,8 @@ class TrainConfig:
         dropout: dropout rate before the output unit.
         loss: ``mse`` (early stopping then watches the validation MSE, the square of the RMSE that runs
             are judged by) or ``huber`` (delta 1 face, less pull from the rare crowded photo).
+        augment: augment phase 2 images with flips, colour and brightness jitter, and (when the dataset
+            has boxes) crops recounted from the boxes; see ``edgecount.training.augment``.
         stream: True streams images through ``tf.data``, False keeps them in memory, None chooses by size.
         strategy: ``default``, ``mirrored`` or ``multi-worker``.
         strict: fail on the first bad row or image instead of skipping it.
@@ -72,6 +74,7 @@ class TrainConfig:
     head_units: int = 256
     dropout: float = 0.5
     loss: str = "mse"
+    augment: bool = True
     stream: bool | None = None
     strategy: str = "default"
     strict: bool = False
@@ -109,6 +112,16 @@ class TrainConfig:
     def fine_tunes(self) -> bool:
         """Whether phase 2 runs."""
         return self.fine_tune_layers > 0 and self.fine_tune_epochs > 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild settings saved by ``as_dict``; keys this version does not know raise ``ValueError``."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training settings {', '.join(sorted(unknown))}; they were saved by another edgecount version")
+        config = cls(**values)
+        config.data_dir, config.out_dir = Path(config.data_dir), Path(config.out_dir)
+        return config
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-ready values."""

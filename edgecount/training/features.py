@@ -85,7 +85,7 @@ def features_from_stream(
 
 
 def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights: str, seed: int) -> str:
-    """Return a hash that changes with the images (path, size, mtime), the base and its weights.
+    """Return a hash that changes with the images (path, size, mtime), the preprocessing, the base and its weights.
 
     Random weights (``none``) depend on the seed, so the seed is part of the key only then.
     """
@@ -96,7 +96,15 @@ def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights:
     if weights not in ("imagenet", "none"):
         stat = os.stat(weights)
         weights_id = [str(Path(weights).resolve()), stat.st_size, stat.st_mtime_ns]
-    header = {"alpha": alpha, "image_size": image_size, "weights": weights_id, "keras": keras.__version__}
+    from edgecount.runtime.preprocess import PREPROCESS_VERSION
+
+    header = {
+        "alpha": alpha,
+        "image_size": image_size,
+        "weights": weights_id,
+        "keras": keras.__version__,
+        "preprocess": PREPROCESS_VERSION,
+    }
     if weights == "none":
         header["seed"] = seed
     hasher.update(json.dumps(header, sort_keys=True).encode())

@@ -1,17 +1,12 @@
-"""Training curves: ``history.csv`` and ``loss.png`` in the run folder, and per-epoch checkpoints."""
+"""Training curves: ``history.csv`` and ``loss.png`` in the run folder."""
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 from pathlib import Path
 from typing import Any
 
-import keras
-
 HISTORY_COLUMNS = ("phase", "epoch", "loss", "rmse", "mae", "val_loss", "val_rmse", "val_mae", "learning_rate")
-CHECKPOINTS_DIR = "checkpoints"
 
 
 def history_rows(phase: int, history: dict[str, list[float]], first_epoch: int, learning_rate: float) -> list[dict[str, Any]]:
@@ -60,43 +55,3 @@ def plot_history(path: Path, rows: list[dict[str, Any]], title: str) -> None:
         figure.savefig(path)
     finally:
         plt.close(figure)
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Save the counting model's weights and the epoch number after every epoch.
-
-    Files: ``checkpoints/phase<N>.weights.h5`` (the latest epoch) and ``checkpoints/phase<N>.json``
-    (``{"phase", "epoch", "logs"}``), written through a temporary file and a rename.
-
-    Args:
-        folder: the run's ``checkpoints`` folder.
-        phase: 1 or 2.
-        model: the full counting model, whose weights are saved (phase 1 trains a head model that shares
-            its layers).
-    """
-
-    def __init__(self, folder: Path, phase: int, model: Any) -> None:
-        super().__init__()
-        self.folder = Path(folder)
-        self.phase = phase
-        self.counting_model = model
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        from edgecount.runs import write_json_atomically
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        weights = self.folder / f"phase{self.phase}.weights.h5"
-        temporary = self.folder / f".phase{self.phase}.tmp.weights.h5"
-        self.counting_model.save_weights(temporary)
-        os.replace(temporary, weights)
-        state = {"phase": self.phase, "epoch": epoch + 1, "logs": {key: float(value) for key, value in (logs or {}).items()}}
-        write_json_atomically(self.folder / f"phase{self.phase}.json", state)
-
-
-def read_checkpoint_state(folder: Path, phase: int) -> dict[str, Any] | None:
-    """Return the saved state of a phase's last checkpoint, or None."""
-    path = Path(folder) / f"phase{phase}.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecount.runtime import ImageDecodeError, load_image, preprocess
+from edgecount.training.augment import AugmentSettings, augment_image
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def load_images(
     image_size: int,
     on_step: OnStep | None = None,
     workers: int | None = None,
+    sizes: dict[Path, tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, dict[Path, str]]:
     """Decode and preprocess images into one uint8 array, in parallel threads.
 
@@ -56,6 +58,8 @@ def load_images(
         image_size: square model input size in pixels.
         on_step: called as ``on_step("decode", done, total)`` after each image. Default None.
         workers: decoding threads. Default None uses one per CPU core.
+        sizes: if given, filled with ``{path: (width, height)}`` of each decoded image before resizing,
+            which face boxes in pixels are normalised by. Default None.
 
     Returns:
         ``(images, failures)``: an ``(N, image_size, image_size, 3)`` uint8 RGB array in ``paths`` order
@@ -66,9 +70,12 @@ def load_images(
 
     def decode(index: int) -> str | None:
         try:
-            images[index] = load_preprocessed(paths[index], image_size)
+            frame = load_image(paths[index])
         except ImageDecodeError as error:
             return str(error)
+        images[index] = preprocess(frame, (image_size, image_size))
+        if sizes is not None:
+            sizes[paths[index]] = (frame.shape[1], frame.shape[0])
         return None
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -159,3 +166,64 @@ def create_memory_dataset(
     if flip:
         dataset = dataset.map(lambda batch, labels: (tf.image.random_flip_left_right(batch), labels))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def create_augmented_dataset(
+    load: Callable[[int], tuple[np.ndarray | None, np.ndarray | None, bool]],
+    rows: np.ndarray,
+    counts: np.ndarray,
+    image_size: int,
+    batch_size: int,
+    entropy: list[int],
+    settings: AugmentSettings | None,
+    resize: Callable[[np.ndarray], np.ndarray],
+) -> Any:
+    """Build one epoch of phase 2 training batches, shuffled and augmented from a seed.
+
+    The order and every random change come from ``entropy`` and the row alone, never from TensorFlow's
+    random state, so an epoch rebuilt from the same entropy (for example after ``--resume``) is the
+    same batch for batch.
+
+    Args:
+        load: returns ``(image, boxes, ok)`` for a row: a uint8 image (BGR frame or preprocessed RGB,
+            to match ``resize``), its face boxes normalised to 0..1 (see ``augment.normalise_boxes``) or
+            None when there are none (no crop then), and False when it failed to decode.
+        rows: the dataset rows of the epoch.
+        counts: true counts, indexed by row.
+        image_size: square model input size in pixels.
+        batch_size: images per batch.
+        entropy: seed of the epoch, for example ``[seed, phase, epoch]``.
+        settings: the augmentation ranges, or None for none (only the shuffle).
+        resize: turns a (cropped) image into the ``image_size`` square RGB uint8 model input.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images, counts, weights)`` batches: float32 pixels 0..255, float32
+        targets and sample weights (0 for an image that failed to decode, so it neither trains nor scores).
+    """
+    from edgecount.tensorflow_import import import_tensorflow
+
+    tf = import_tensorflow("augmenting training images")
+    order = np.asarray(rows)[np.random.default_rng(list(entropy)).permutation(len(rows))]
+
+    def make(row: Any) -> tuple[np.ndarray, np.float32, np.float32]:
+        row = int(row)
+        image, boxes, ok = load(row)
+        if not ok:
+            return np.zeros((image_size, image_size, 3), np.float32), np.float32(counts[row]), np.float32(0.0)
+        if settings is None:
+            return resize(image).astype(np.float32), np.float32(counts[row]), np.float32(1.0)
+        rng = np.random.default_rng([*entropy, row])
+        pixels, target = augment_image(image, float(counts[row]), rng, resize, boxes, settings)
+        return pixels, np.float32(target), np.float32(1.0)
+
+    def element(row: Any) -> tuple[Any, Any, Any]:
+        image, target, weight = tf.numpy_function(make, [row], [tf.float32, tf.float32, tf.float32], stateful=False)
+        image.set_shape((image_size, image_size, 3))
+        target.set_shape(())
+        weight.set_shape(())
+        return image, target, weight
+
+    dataset = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
+    # deterministic=True keeps the element order fixed across parallel calls.
+    dataset = dataset.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -2,20 +2,72 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgecount.runs import RUN_FILE
 from edgecount.runtime.errors import EdgecountError
 from edgecount.training.features import FEATURES_DIR
 
+if TYPE_CHECKING:
+    from edgecount.training.config import TrainConfig
+
 _log = logging.getLogger(__name__)
+
+# The settings of a run, written into the staging folder before training so --resume can reuse them.
+TRAIN_CONFIG_FILE = "train_config.json"
+PARTIAL_SUFFIX = ".partial"
 
 
 class RunExistsError(EdgecountError, FileExistsError):
     """The output folder already contains a run (or other files) and ``--force`` was not given."""
+
+
+class ResumeError(EdgecountError, FileNotFoundError):
+    """``--resume`` names a folder without an interrupted run."""
+
+
+def load_resume_config(run_dir: Path) -> TrainConfig:
+    """Read the settings of the interrupted run that ``edgecount train --resume RUN_DIR`` continues.
+
+    Args:
+        run_dir: the ``--out`` folder of the interrupted run, or its staging folder ``.<name>.partial``.
+
+    Returns:
+        The saved settings, with ``out_dir`` set to the run folder that the finished run moves to.
+
+    Raises:
+        ResumeError: if there is no staging folder (the run finished, or never started) or it has no
+            saved settings.
+    """
+    from edgecount.training.config import TrainConfig
+
+    run_dir = Path(run_dir)
+    if run_dir.name.startswith(".") and run_dir.name.endswith(PARTIAL_SUFFIX):
+        staging, out_dir = run_dir, run_dir.parent / run_dir.name[1 : -len(PARTIAL_SUFFIX)]
+    else:
+        staging, out_dir = staging_dir(run_dir), run_dir
+    if not staging.is_dir():
+        if (out_dir / RUN_FILE).is_file():
+            raise ResumeError(f"run {out_dir} finished, so there is nothing to resume; to train it again, pass --data, --out {out_dir} and --force")
+        raise ResumeError(f"no interrupted run at {run_dir}: {staging} not found; start a run with --data and --out")
+    settings = staging / TRAIN_CONFIG_FILE
+    try:
+        values = json.loads(settings.read_text())
+    except FileNotFoundError as error:
+        raise ResumeError(f"{settings} not found, so the settings of the interrupted run are unknown; start it again with --data, --out {out_dir}") from error
+    except (OSError, json.JSONDecodeError) as error:
+        raise ResumeError(f"{settings} is unreadable ({error}); start the run again with --data, --out {out_dir}") from error
+    try:
+        config = TrainConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ResumeError(f"{settings} does not hold valid settings ({error}); start the run again with --data, --out {out_dir}") from error
+    config.out_dir = out_dir
+    return config
 
 
 def check_output_dir(out_dir: Path, force: bool) -> None:
@@ -43,7 +95,7 @@ def check_output_dir(out_dir: Path, force: bool) -> None:
 def staging_dir(out_dir: Path) -> Path:
     """Return the hidden sibling folder a run is built in, ``.<name>.partial``."""
     out_dir = Path(out_dir).resolve()
-    return out_dir.parent / f".{out_dir.name}.partial"
+    return out_dir.parent / f".{out_dir.name}{PARTIAL_SUFFIX}"
 
 
 def prepare_staging(out_dir: Path) -> Path:

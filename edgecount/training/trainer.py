@@ -9,28 +9,31 @@ Phases:
    their ImageNet statistics: re-estimating them from batches of 32 group photos would shift every
    feature the head was fitted to.
 
+Phase 2 trains on augmented images (``edgecount.training.augment``: flips, colour jitter, and crops
+recounted from face boxes) unless ``augment`` is off.
+
 Both phases stop early on the validation loss and restore the best epoch's weights. Phase 2 is kept
-only if its best validation loss is below phase 1's; otherwise the phase 1 weights are restored.
+only if its best validation loss is below phase 1's. Otherwise the phase 1 weights are restored.
+
+Every epoch ends with a checkpoint (``edgecount.training.loop``), and the order and augmentation of an
+epoch come from the seed alone, so ``train(config, resume=True)`` continues an interrupted run to the
+same weights as an uninterrupted run with the same seed on the same machine and TensorFlow version.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecount import __version__
 from edgecount.datasets import LabelledDataset, load_dataset, split_samples
 from edgecount.runs import HISTORY_FILE, KERAS_FILE, RUN_FILE, SPLIT_FILE, Sample, write_json_atomically, write_split
 from edgecount.tensorflow_import import import_tensorflow
 from edgecount.training.config import TrainConfig
-from edgecount.training.distribute import create_strategy
+from edgecount.training.distribute import create_strategy, multi_worker_fit_fixes, patch_multi_worker_build
 from edgecount.training.features import (
     FEATURES_DIR,
     FeatureCache,
@@ -40,22 +43,38 @@ from edgecount.training.features import (
     features_from_images,
     features_from_stream,
 )
-from edgecount.training.images import OnStep, create_image_stream, create_memory_dataset, load_images, should_stream
+from edgecount.runtime import ImageDecodeError, load_image, preprocess
+from edgecount.training.augment import AugmentSettings, normalise_boxes, resize_square
+from edgecount.training.checkpoint import CHECKPOINTS_DIR, CheckpointStore
+from edgecount.training.images import (
+    OnStep,
+    create_augmented_dataset,
+    create_image_stream,
+    create_memory_dataset,
+    load_images,
+    should_stream,
+)
+from edgecount.training.loop import EpochData, PhaseState, restore_training, run_phase
 from edgecount.training.model import build_count_model, find_base
-from edgecount.training.run_folder import check_output_dir, prepare_staging, publish_staging
+from edgecount.training.record import compute_metrics, phase_record, run_document
+from edgecount.training.run_folder import TRAIN_CONFIG_FILE, check_output_dir, prepare_staging, publish_staging, staging_dir
 
 _log = logging.getLogger(__name__)
 
 PLOT_FILE = "loss.png"
 
 
-def train(config: TrainConfig, on_step: OnStep | None = None) -> dict[str, Any]:
+def train(config: TrainConfig, on_step: OnStep | None = None, resume: bool = False) -> dict[str, Any]:
     """Train a counting model and write its run folder.
 
     Args:
         config: the run settings.
         on_step: progress callback ``on_step(stage, done, total)`` for the ``decode`` and ``features``
-            passes. It gets ``("features-done", 1, 1)`` once, before training starts.
+            passes. It gets ``("features-done", 1, 1)`` once, before training starts, then
+            ``("phase1", epochs_done, max_epochs)`` (and ``"phase2"``) after each epoch's checkpoint.
+        resume: continue the interrupted run in the staging folder of ``config.out_dir`` from its last
+            checkpoint instead of starting over. Default False. ``load_resume_config`` reads the
+            matching settings.
 
     Returns:
         The ``run.json`` document that was written.
@@ -65,9 +84,11 @@ def train(config: TrainConfig, on_step: OnStep | None = None) -> dict[str, Any]:
         RunExistsError: if the run folder exists and ``config.force`` is False.
         DatasetNotFoundError, DatasetError: for a missing or unusable dataset (or any bad row when strict).
         WeightsError: if the ImageNet weights cannot be loaded.
+        CheckpointError: if a resumed run's checkpoint is unreadable or belongs to another model.
     """
     config.validate()
-    check_output_dir(config.out_dir, config.force)
+    if not resume:
+        check_output_dir(config.out_dir, config.force)
     started = time.perf_counter()
 
     # Dataset and determinism.
@@ -77,13 +98,17 @@ def train(config: TrainConfig, on_step: OnStep | None = None) -> dict[str, Any]:
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    staging = prepare_staging(config.out_dir)
+    if resume:
+        staging = staging_dir(config.out_dir)
+    else:
+        staging = prepare_staging(config.out_dir)
+        write_json_atomically(staging / TRAIN_CONFIG_FILE, config.as_dict())
     try:
-        document = _train_in_staging(config, dataset, staging, on_step, started)
+        document = _train_in_staging(config, dataset, staging, on_step, started, resume)
     except BaseException:
-        # Ctrl-C lands here too. The features saved so far make the next attempt start faster.
+        # Ctrl-C lands here too. The checkpoint of the last finished epoch and the cached features stay.
         _log.warning(
-            "training stopped; the partial run stays in %s and the next run with --out %s reuses its cached features",
+            "training stopped; the partial run stays in %s; continue it with: edgecount train --resume %s",
             staging, config.out_dir,
         )
         raise
@@ -92,22 +117,37 @@ def train(config: TrainConfig, on_step: OnStep | None = None) -> dict[str, Any]:
 
 
 def _train_in_staging(
-    config: TrainConfig, dataset: LabelledDataset, staging: Path, on_step: OnStep | None, started: float
+    config: TrainConfig, dataset: LabelledDataset, staging: Path, on_step: OnStep | None, started: float, resume: bool
 ) -> dict[str, Any]:
     """Run both phases and write every file of the run into the staging folder; return ``run.json``."""
-    timings: dict[str, float] = {}
-
     # Model under the distribution strategy; batch and learning rate scale with the replicas.
     strategy = create_strategy(config.strategy)
+    with multi_worker_fit_fixes(strategy):
+        return _train_with_strategy(config, dataset, staging, on_step, started, resume, strategy)
+
+
+def _train_with_strategy(
+    config: TrainConfig, dataset: LabelledDataset, staging: Path, on_step: OnStep | None, started: float, resume: bool, strategy: Any
+) -> dict[str, Any]:
+    timings: dict[str, float] = {}
     replicas = int(strategy.num_replicas_in_sync)
     global_batch = config.batch_size * replicas
     with strategy.scope():
         model = build_count_model(config.alpha, config.image_size, config.weights, config.dropout, config.head_units)
 
+    # The last checkpoint of an interrupted run.
+    store = CheckpointStore(staging / CHECKPOINTS_DIR)
+    saved = store.load_state() if resume else None
+    arrays = store.load_arrays(saved) if saved else {}
+    saved_phase = saved["phase"] if saved else 0
+    if resume:
+        where = f"after epoch {saved[f'phase{saved_phase}']['epochs_done']} of phase {saved_phase}" if saved else "at the start (no epoch had finished)"
+        _log.info("resuming %s %s", config.out_dir, where)
+
     # Features of every image, computed once (or read from the cache); undecodable images are dropped here.
     stream = should_stream(len(dataset.samples), config.image_size) if config.stream is None else config.stream
     clock = time.perf_counter()
-    features, images = _compute_features(model, dataset, config, staging, stream, on_step)
+    features, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
     timings["features_seconds"] = round(time.perf_counter() - clock, 2)
     if on_step is not None:
         on_step("features-done", 1, 1)
@@ -121,49 +161,52 @@ def _train_in_staging(
     counts = np.array([sample.count for sample in dataset.samples], dtype=np.float32)
     _log.info("training on %d images, validating on %d (%s input path)", len(train_set), len(validation_set), "tf.data" if stream else "in-memory")
 
-    # Phase 1: the head on cached features.
+    # Phase 1: the head on cached features, reshuffled from (seed, phase, epoch) every epoch.
     history: list[dict[str, Any]] = []
     phases: list[dict[str, Any]] = []
-    clock = time.perf_counter()
+    state_one = PhaseState.from_dict(saved["phase1"]) if saved else PhaseState(1)
     with strategy.scope():
         head = create_head_model(model)
         _compile(head, config.loss, config.learning_rate * replicas)
-    callbacks = _callbacks(config, staging, model, phase=1)
-    with contextlib.redirect_stdout(sys.stderr):
-        fit = head.fit(
-            features[train_rows],
-            counts[train_rows],
-            validation_data=(features[validation_rows], counts[validation_rows]),
-            batch_size=global_batch,
-            epochs=config.epochs,
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=config.verbose,
-        )
-    phase_one = _phase_record(1, fit.history, config.learning_rate * replicas, time.perf_counter() - clock, config.epochs)
-    phases.append(phase_one)
-    history += _history_rows(1, fit.history, 1, config.learning_rate * replicas)
+        if config.strategy == "multi-worker":
+            patch_multi_worker_build(head, strategy)
+        best = restore_training(model, head, arrays) if saved_phase == 1 else None
+    train_features, train_counts = features[train_rows], counts[train_rows]
 
-    # Phase 2: fine-tune the last base layers over the images.
+    # NOTE: tf.data datasets, not NumPy arrays, because Keras 3.15 fit under MultiWorkerMirroredStrategy
+    # fails to convert the per-replica batches it makes from arrays.
+    def phase_one_epoch(epoch: int) -> dict[str, Any]:
+        order = np.random.default_rng([config.seed, 1, epoch]).permutation(len(train_rows))
+        return {"x": tf.data.Dataset.from_tensor_slices((train_features[order], train_counts[order])).batch(global_batch)}
+
+    tf = import_tensorflow("edgecount train")
+    validation_features = tf.data.Dataset.from_tensor_slices((features[validation_rows], counts[validation_rows])).batch(global_batch)
+    if not state_one.finished:
+        run_phase(
+            head, model, state_one, phase_one_epoch, validation_features,
+            config.epochs, config.patience, store, {}, {}, best, _callbacks(config, staging, 1), config.verbose, on_step,
+        )
+    phase_one = phase_record(1, state_one.history, config.learning_rate * replicas, state_one.seconds, config.epochs)
+    phases.append(phase_one)
+    history += _history_rows(1, state_one.history, 1, config.learning_rate * replicas)
+
+    # Phase 2: fine-tune the last base layers over the (augmented) images.
     fine_tuned = False
     if config.fine_tunes:
-        clock = time.perf_counter()
-        phase_one_weights = model.get_weights()
+        phase_one_weights = arrays["phase1"] if saved_phase == 2 else model.get_weights()
+        state_two = PhaseState.from_dict(saved["phase2"]) if saved_phase == 2 else PhaseState(2)
         with strategy.scope():
             unfrozen = _unfreeze_tail(model, config.fine_tune_layers)
             _compile(model, config.loss, config.fine_tune_learning_rate * replicas)
-        train_data, validation_data = _image_datasets(dataset.samples, images, counts, train_rows, validation_rows, config, stream, global_batch)
-        callbacks = _callbacks(config, staging, model, phase=2)
-        with contextlib.redirect_stdout(sys.stderr):
-            fit = model.fit(
-                train_data,
-                validation_data=validation_data,
-                epochs=config.fine_tune_epochs,
-                shuffle=False,  # the pipeline shuffles with the seed
-                callbacks=callbacks,
-                verbose=config.verbose,
-            )
-        record = _phase_record(2, fit.history, config.fine_tune_learning_rate * replicas, time.perf_counter() - clock, config.fine_tune_epochs)
+            if config.strategy == "multi-worker":
+                patch_multi_worker_build(model, strategy)
+            best = restore_training(model, model, arrays) if saved_phase == 2 else None
+        phase_two_epoch, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
+        run_phase(
+            model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
+            {"phase1": state_one.as_dict()}, {"phase1": phase_one_weights}, best, _callbacks(config, staging, 2), config.verbose, on_step,
+        )
+        record = phase_record(2, state_two.history, config.fine_tune_learning_rate * replicas, state_two.seconds, config.fine_tune_epochs)
         record["unfrozen_layers"] = unfrozen
         record["batch_norm"] = "frozen (inference mode, ImageNet statistics)"
 
@@ -177,7 +220,7 @@ def _train_in_staging(
             )
             model.set_weights(phase_one_weights)
         phases.append(record)
-        history += _history_rows(2, fit.history, len(history) + 1, config.fine_tune_learning_rate * replicas)
+        history += _history_rows(2, state_two.history, len(history) + 1, config.fine_tune_learning_rate * replicas)
     for layer in model.layers:
         layer.trainable = True
 
@@ -188,7 +231,7 @@ def _train_in_staging(
     else:
         predictions = np.asarray(head.predict(features, batch_size=256, verbose=0), np.float32).reshape(-1)
     predictions = np.maximum(predictions, 0.0)
-    metrics = _metrics(predictions, counts, train_rows, validation_rows)
+    metrics = compute_metrics(predictions, counts, train_rows, validation_rows)
     timings["evaluate_seconds"] = round(time.perf_counter() - clock, 2)
     _log.info("validation RMSE %.3f, MAE %.3f", metrics["val_rmse"], metrics["val_mae"])
 
@@ -199,34 +242,39 @@ def _train_in_staging(
     write_history(staging / HISTORY_FILE, history)
     plot_history(staging / PLOT_FILE, history, f"MobileNetV2 {config.alpha} at {config.image_size}px: val RMSE {metrics['val_rmse']:.3f}")
     timings["total_seconds"] = round(time.perf_counter() - started, 2)
-    document = _run_document(config, dataset, train_set, validation_set, metrics, phases, timings, stream, replicas, global_batch)
+    document = run_document(config, dataset, train_set, validation_set, metrics, phases, timings, stream, replicas, global_batch)
     write_json_atomically(staging / RUN_FILE, document)
     return document
 
 
 def _compute_features(
     model: Any, dataset: LabelledDataset, config: TrainConfig, staging: Path, stream: bool, on_step: OnStep | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return features aligned with ``dataset.samples`` and, on the in-memory path, the decoded images."""
+) -> tuple[np.ndarray, np.ndarray | None, dict[Path, tuple[int, int]]]:
+    """Return features aligned with ``dataset.samples`` and, on the in-memory path, the decoded images.
+
+    The third value maps each decoded image to its ``(width, height)`` before resizing (in-memory path
+    only), which face boxes in pixels are normalised by for recounted crops.
+    """
     paths = [sample.path for sample in dataset.samples]
     key = feature_cache_key(paths, config.alpha, config.image_size, config.weights, config.seed)
     cache = FeatureCache(staging / FEATURES_DIR)
     cached = cache.load(key, paths)
     extractor = create_feature_extractor(model)
     images = None
+    sizes: dict[Path, tuple[int, int]] = {}
 
     if cached is not None:
         features, failures = cached
         _log.info("reusing cached features %s/%s.npy", FEATURES_DIR, key)
         # Phase 2 in memory still needs the pixels.
         if config.fine_tunes and not stream:
-            images, _ = load_images([path for path in paths if path not in failures], config.image_size, on_step)
+            images, _ = load_images([path for path in paths if path not in failures], config.image_size, on_step, sizes=sizes)
     elif stream:
         features, ok = features_from_stream(extractor, paths, config.image_size, 64, on_step)
         failures = {path: "failed to decode; the warning logged for it gives the reason" for path, flag in zip(paths, ok) if not flag}
         cache.save(key, paths, features, failures)
     else:
-        images, failures = load_images(paths, config.image_size, on_step)
+        images, failures = load_images(paths, config.image_size, on_step, sizes=sizes)
         good = features_from_images(extractor, images, 64, on_step)
         features = np.zeros((len(paths), good.shape[1]), np.float32)
         features[[path not in failures for path in paths]] = good
@@ -235,7 +283,7 @@ def _compute_features(
     keep = np.array([path not in failures for path in paths], dtype=bool)
     for path, reason in failures.items():
         dataset.reject(path, reason)
-    return features[keep], images
+    return features[keep], images, sizes
 
 
 def _compile(model: Any, loss: str, learning_rate: float) -> None:
@@ -249,21 +297,12 @@ def _compile(model: Any, loss: str, learning_rate: float) -> None:
     )
 
 
-def _callbacks(config: TrainConfig, staging: Path, model: Any, phase: int) -> list[Any]:
+def _callbacks(config: TrainConfig, staging: Path, phase: int) -> list[Any]:
     import keras
 
-    from edgecount.training.history import CHECKPOINTS_DIR, EpochCheckpoint
-
-    # TODO: add `edgecount train --resume RUN_DIR`. The checkpoints keep weights and the epoch number but
-    # not the optimizer, early-stopping or shuffle state, so after Ctrl-C a run must start over (the
-    # cached features in the partial folder are reused, the epochs are not).
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
-        EpochCheckpoint(staging / CHECKPOINTS_DIR, phase, model),
-    ]
-    if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(staging / "logs" / f"phase{phase}")))
-    return callbacks
+    if not config.tensorboard:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(staging / "logs" / f"phase{phase}"))]
 
 
 def _unfreeze_tail(model: Any, layer_count: int) -> int:
@@ -279,31 +318,59 @@ def _unfreeze_tail(model: Any, layer_count: int) -> int:
 
 
 def _image_datasets(
-    samples: list[Sample],
+    dataset: LabelledDataset,
     images: np.ndarray | None,
+    sizes: dict[Path, tuple[int, int]],
     counts: np.ndarray,
     train_rows: np.ndarray,
     validation_rows: np.ndarray,
     config: TrainConfig,
     stream: bool,
     global_batch: int,
-) -> tuple[Any, Any]:
-    """Return the phase 2 train and validation ``tf.data`` pipelines, from memory or streamed."""
+) -> tuple[EpochData, Any]:
+    """Return the phase 2 training data of an epoch (a function of the epoch) and the validation pipeline."""
+    samples, size = dataset.samples, config.image_size
+    settings = AugmentSettings() if config.augment else None
+
+    # Each source returns (image, normalised boxes or None, ok) for a row, in the form its resize takes.
     if not stream:
-        train_data = create_memory_dataset(images[train_rows], counts[train_rows], global_batch, config.seed, flip=True)
+        normalised = {
+            row: normalise_boxes(dataset.boxes[sample.path], *sizes[sample.path])
+            for row, sample in enumerate(samples) if sample.path in dataset.boxes and sample.path in sizes
+        }
+
+        def load(row: int) -> tuple[np.ndarray, np.ndarray | None, bool]:
+            return images[row], normalised.get(row), True
+
+        def resize(image: np.ndarray) -> np.ndarray:
+            return resize_square(image, size)
+
         validation_data = create_memory_dataset(images[validation_rows], counts[validation_rows], global_batch)
-        return train_data, validation_data
+    else:
+        tf = import_tensorflow("streaming training images")
 
-    tf = import_tensorflow("streaming training images")
+        def load(row: int) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+            try:
+                frame = load_image(samples[row].path)
+            except ImageDecodeError as error:
+                # An image that stopped decoding since the feature pass gets sample weight 0.
+                _log.warning("%s", error)
+                return None, None, False
+            boxes = dataset.boxes.get(samples[row].path)
+            return frame, None if boxes is None else normalise_boxes(boxes, frame.shape[1], frame.shape[0]), True
 
-    def weighted_stream(rows: np.ndarray, seed: int | None, flip: bool) -> Any:
-        paths = [samples[row].path for row in rows]
-        data = create_image_stream(paths, counts[rows], config.image_size, global_batch, seed, flip)
-        # An image that stopped decoding since the feature pass gets sample weight 0, so its zero pixels
-        # neither train nor score. Filtering it out instead would make the epoch length unknown to Keras.
-        return data.map(lambda images, batch_counts, ok: (images, batch_counts, tf.cast(ok, tf.float32)))
+        def resize(frame: np.ndarray) -> np.ndarray:
+            return preprocess(frame, (size, size))
 
-    return weighted_stream(train_rows, config.seed, True), weighted_stream(validation_rows, None, False)
+        paths = [samples[row].path for row in validation_rows]
+        validation_data = create_image_stream(paths, counts[validation_rows], size, global_batch).map(
+            lambda batch, batch_counts, ok: (batch, batch_counts, tf.cast(ok, tf.float32))
+        )
+
+    def epoch_data(epoch: int) -> dict[str, Any]:
+        return {"x": create_augmented_dataset(load, train_rows, counts, size, global_batch, [config.seed, 2, epoch], settings, resize)}
+
+    return epoch_data, validation_data
 
 
 def _predict_images(model: Any, samples: list[Sample], images: np.ndarray | None, config: TrainConfig, stream: bool) -> np.ndarray:
@@ -317,89 +384,7 @@ def _predict_images(model: Any, samples: list[Sample], images: np.ndarray | None
     return np.concatenate(predictions)
 
 
-def _metrics(predictions: np.ndarray, counts: np.ndarray, train_rows: np.ndarray, validation_rows: np.ndarray) -> dict[str, float]:
-    errors = predictions - counts
-    validation, train = errors[validation_rows], errors[train_rows]
-    return {
-        "val_rmse": round(float(np.sqrt(np.mean(validation**2))), 4),
-        "val_mae": round(float(np.mean(np.abs(validation))), 4),
-        "val_bias": round(float(np.mean(validation)), 4),
-        "train_rmse": round(float(np.sqrt(np.mean(train**2))), 4),
-        "train_mae": round(float(np.mean(np.abs(train))), 4),
-        # The constant guess every model must beat: the mean training count.
-        "val_rmse_of_mean": round(float(np.sqrt(np.mean((counts[validation_rows] - counts[train_rows].mean()) ** 2))), 4),
-    }
-
-
-def _phase_record(phase: int, history: dict[str, list[float]], learning_rate: float, seconds: float, max_epochs: int) -> dict[str, Any]:
-    val_loss = history.get("val_loss") or [float("inf")]
-    best = int(np.argmin(val_loss))
-    return {
-        "phase": phase,
-        "epochs_run": len(history.get("loss", [])),
-        "max_epochs": max_epochs,
-        "best_epoch": best + 1,
-        "best_val_loss": round(float(val_loss[best]), 6),
-        "best_val_rmse": round(float((history.get("val_rmse") or [float("nan")] * (best + 1))[best]), 4),
-        "learning_rate": learning_rate,
-        "seconds": round(seconds, 2),
-    }
-
-
 def _history_rows(phase: int, history: dict[str, list[float]], first_epoch: int, learning_rate: float) -> list[dict[str, Any]]:
     from edgecount.training.history import history_rows
 
     return history_rows(phase, history, first_epoch, learning_rate)
-
-
-def _run_document(config, dataset, train_set, validation_set, metrics, phases, timings, stream, replicas, global_batch) -> dict[str, Any]:
-    import tensorflow as tf
-
-    return {
-        "edgecount_version": __version__,
-        "model": {
-            "alpha": config.alpha,
-            "image_size": config.image_size,
-            "weights": config.weights,
-            "file": KERAS_FILE,
-            "head_units": config.head_units,
-            "dropout": config.dropout,
-        },
-        "preprocessing": {
-            "function": "edgecount.runtime.preprocess",
-            "color": "RGB",
-            "range": [0, 255],
-            "resize": f"stretch to {config.image_size}x{config.image_size}, cv2.INTER_AREA when shrinking, INTER_LINEAR when enlarging",
-            "scaling": "inside the model: x / 127.5 - 1",
-        },
-        "data": dataset.summary(),
-        "split": {
-            "seed": config.seed,
-            "validation_fraction": config.validation_split,
-            "file": SPLIT_FILE,
-            "train": len(train_set),
-            "validation": len(validation_set),
-            "stratified_by": "count",
-        },
-        "metrics": {**metrics, "note": "counts clipped at 0, as CountModel.predict returns them"},
-        "training": {
-            "phases": phases,
-            "epochs": sum(phase["epochs_run"] for phase in phases),
-            "loss": "huber (delta 1.0)" if config.loss == "huber" else "mse",
-            "optimizer": "adam",
-            "batch_size": config.batch_size,
-            "global_batch_size": global_batch,
-            "replicas": replicas,
-            "strategy": config.strategy,
-            "patience": config.patience,
-            "input_path": "tf.data stream" if stream else "in-memory",
-            "feature_cache": FEATURES_DIR,
-            "batch_norm": "frozen in both phases (inference mode)",
-            "augmentation": "random horizontal flip in phase 2",
-            "deterministic_ops": True,
-            **timings,
-            "settings": config.as_dict(),
-            "tensorflow_version": tf.__version__,
-            "python_version": platform.python_version(),
-        },
-    }

@@ -50,8 +50,10 @@ def test_train_writes_complete_run_folder(trained_run):
     for name in ("run.json", "split.csv", "model.keras", "history.csv", "loss.png"):
         assert (out / name).is_file(), name
     assert list((out / "features").glob("*.npy"))
-    assert (out / "checkpoints" / "phase1.weights.h5").is_file()
-    assert (out / "checkpoints" / "phase2.weights.h5").is_file()
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert (state["phase"], state["phase2"]["finished"]) == (2, True)
+    assert (out / "checkpoints" / state["arrays"]).is_file()
+    assert (out / "train_config.json").is_file()
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (out.parent / f".{out.name}.partial").exists()
 
@@ -214,7 +216,7 @@ def test_train_rejects_bad_option(run_cli, tmp_path: Path, small_dataset: Path, 
 def test_train_help_without_tensorflow(python_without_tensorflow):
     result = python_without_tensorflow("from edgecount.cli import main\nmain(['train', '--help'])")
     assert result.returncode == 0, result.stderr
-    for option in ("--data", "--out", "--alpha", "--weights", "--fine-tune-layers", "--stream", "--strategy"):
+    for option in ("--data", "--out", "--resume", "--augment", "--alpha", "--weights", "--fine-tune-layers", "--stream", "--strategy"):
         assert option in result.stdout
 
 
