@@ -52,12 +52,12 @@ def preprocess(frame: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
 def resize_to_input(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a frame to ``height`` x ``width``, anti-aliased when shrinking and bit-exact across CPUs.
 
-    Two properties matter here. The result must be the same on x86 and ARM, so that a model counts the
-    same photo alike on the training machine and on a Raspberry Pi: OpenCV 5.1's ``INTER_LINEAR`` and
-    ``INTER_AREA`` at a non-integer ratio use floating-point weights and round about a fifth of the
-    pixels differently on ARM, while ``INTER_LINEAR_EXACT`` and ``INTER_AREA`` at an integer ratio use
-    integer arithmetic. And it must be fast: a direct ``INTER_AREA`` from 640x480 to 224x224 took
-    1.9 ms on one AMD EPYC core, a fifth of an int8 alpha 0.35 inference there.
+    Two properties matter here. First, the result must be the same on x86 and ARM, so that a model
+    counts a photo on a Raspberry Pi as it does on the training machine. OpenCV 5.1's ``INTER_LINEAR``
+    and ``INTER_AREA`` at a non-integer ratio use floating-point weights and round about a fifth of the
+    pixels differently on ARM. ``INTER_LINEAR_EXACT``, and ``INTER_AREA`` at an integer ratio, use
+    integer arithmetic instead. Second, it must be fast: a direct ``INTER_AREA`` from 640x480 to
+    224x224 took 1.9 ms on one AMD EPYC core, a fifth of an int8 alpha 0.35 inference there.
 
     So a frame larger than the input is first resized with ``INTER_LINEAR_EXACT`` to k times the input
     size, with k chosen so that this step shrinks by at most 2x, then box-averaged by the integer

@@ -5,8 +5,8 @@ No face photos may be shipped with edgecount, so ``edgecount demo`` without ``--
 face placed is recorded as a box, so the counts are known by construction. The 100 non-face crops of
 the same subset are pasted as distractors, so a model must tell faces from other patches.
 
-The set is for checking that the whole pipeline runs; its photos are not group photos, and a model
-trained on it does not count faces in real photos.
+The set only checks that the whole pipeline runs. Its photos are not group photos, so a model trained
+on it does not count faces in real photos.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ MAX_FACES = 8
 
 @dataclass(frozen=True)
 class SyntheticSummary:
-    """What ``write_synthetic_dataset`` made."""
+    """Folder, image count and face count of a dataset written by ``write_synthetic_dataset``."""
 
     folder: Path
     images: int
