@@ -12,7 +12,7 @@ table (every mode, every thread count, the Haar baseline) is printed as Markdown
 
 Usage:
 
-    python benchmarks/compare_quantization.py /work/runs/av [--threads 1,2] [--convert] [--out DIR]
+    python benchmarks/compare_quantization.py runs/av [--threads 1,2] [--convert] [--out DIR]
 
 ``--convert`` first runs ``edgecount convert RUN --quantize all --force``.
 """

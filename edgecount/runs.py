@@ -145,7 +145,13 @@ class RunDir:
         if not self.keras_model_path.is_file():
             raise RunDirError(f"{self.keras_model_path} not found; the run has no trained model yet")
         tf = import_tensorflow("loading the Keras model")
-        return tf.keras.models.load_model(self.keras_model_path, compile=False)
+        try:
+            return tf.keras.models.load_model(self.keras_model_path, compile=False)
+        except (ValueError, OSError, KeyError) as error:
+            raise RunDirError(
+                f"{self.keras_model_path} is corrupt or truncated and Keras cannot load it ({type(error).__name__}); "
+                "train the run again"
+            ) from error
 
     def update(self, **sections: Any) -> None:
         """Merge top-level sections into ``run.json`` and write it atomically."""

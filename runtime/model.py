@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,12 @@ class CountModel:
             raise ModelError(f"{self.path}: the model has {len(outputs)} outputs; a counting model returns one count")
 
         input_spec = TensorSpec.from_details(inputs[0])
+        signature = [int(d) for d in inputs[0].get("shape_signature", inputs[0]["shape"])]
+        if len(signature) == 4 and min(signature[1:3]) < 1:
+            raise ModelError(
+                f"{self.path}: the input size is dynamic (shape signature {signature}); edgecount needs a fixed "
+                "height and width, so convert the model from a Keras model with a fixed input shape"
+            )
         shape = input_spec.shape
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or min(shape) < 1:
             raise ModelError(
@@ -295,6 +302,11 @@ class CountModel:
         raw = self.invoke(self.prepare(frame))
         if self.tta == "flip":
             raw = (raw + self.invoke(self.prepare(np.ascontiguousarray(frame[:, ::-1])))) / 2.0
+        if not math.isfinite(raw):
+            raise ModelError(
+                f"{self.path}: the model returned {raw} instead of a count; the model is broken "
+                "(for example NaN weights after a diverged training run), so train and convert it again"
+            )
         return max(0.0, raw)
 
     def describe(self) -> dict[str, Any]:

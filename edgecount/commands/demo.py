@@ -11,6 +11,9 @@ import typer
 
 from edgecount.runtime import CountModel, load_image
 
+# The entries a demo folder holds: the synthetic dataset and the run.
+DEMO_ENTRIES = ("data", "run")
+
 
 def demo(
     data: Annotated[
@@ -53,6 +56,14 @@ def demo(
     if out.exists() and any(out.iterdir()):
         if not force:
             raise typer.BadParameter(f"{out} already exists and is not empty; pass --force to replace it", param_hint="--out")
+        # --force replaces only what a demo wrote, so a mistyped --out never deletes other files.
+        foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in DEMO_ENTRIES)
+        if foreign:
+            raise typer.BadParameter(
+                f"{out} is not a demo folder (it contains {', '.join(foreign[:5])}), so --force does not replace it; "
+                "choose another --out",
+                param_hint="--out",
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     run_dir = out / "run"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecount.datasets.readers import DatasetError
 from edgecount.runs import Sample
 
 
@@ -24,14 +25,15 @@ def split_samples(samples: list[Sample], validation_fraction: float = 0.2, seed:
         ``(train, validation)``, each sorted by path.
 
     Raises:
-        ValueError: if the fraction is outside (0, 1) or leaves either side empty.
+        ValueError: if the fraction is outside (0, 1).
+        DatasetError: if the fraction leaves either side empty.
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation fraction must be between 0 and 1 (exclusive), got {validation_fraction}")
     total = len(samples)
     validation_size = int(round(total * validation_fraction))
     if validation_size < 1 or validation_size >= total:
-        raise ValueError(
+        raise DatasetError(
             f"a validation fraction of {validation_fraction} of {total} images leaves "
             f"{validation_size} for validation and {total - validation_size} for training; "
             "both need at least one image, so use more images or another fraction"

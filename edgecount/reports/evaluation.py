@@ -127,7 +127,10 @@ def load_evaluation_images(samples: Sequence[Sample], on_step: StepCallback | No
         if on_step:
             on_step(position, len(samples))
     if not frames:
-        raise ValueError(f"none of the {len(samples)} evaluation images decodes; first failure: {failures[0]}")
+        raise ImageDecodeError(
+            f"none of the {len(samples)} evaluation images decodes; first failure: {failures[0]}. "
+            "If the dataset folder moved, train the run again from its new place"
+        )
     return EvaluationImages(frames, np.asarray(counts, dtype=np.float64), paths, failures)
 
 

@@ -1,0 +1,38 @@
+"""Errors that reach the command line as one ``error:`` line instead of a traceback."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+
+def test_train_too_few_images_error(tmp_path: Path, av_faces_dir: Path, av_labels, weights_035: Path, run_cli):
+    data = tmp_path / "two"
+    (data / "images").mkdir(parents=True)
+    with open(data / "labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "count"])
+        for name, count in av_labels[:2]:
+            shutil.copy(av_faces_dir / "images" / name, data / "images" / name)
+            writer.writerow([name, count])
+
+    code, _, stderr = run_cli("train", "--data", data, "--out", tmp_path / "run", "--image-size", "64", "--weights", weights_035)
+
+    assert code == 1
+    assert "error: " in stderr
+    assert "both need at least one image" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_convert_corrupt_keras_model_error(tmp_path: Path, tiny_run: Path, run_cli):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    keras_file = run / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:50_000])
+
+    code, _, stderr = run_cli("convert", run, "--quantize", "float32", "--force")
+
+    assert code == 1
+    assert "corrupt or truncated" in stderr
+    assert "Traceback" not in stderr
