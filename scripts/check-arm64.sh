@@ -43,14 +43,14 @@ Check the edgecount runtime on Debian 12 arm64 (qemu user emulation) against x86
 Options:
   --cache DIR        arm64 root cache folder (default: \$EDGECOUNT_ARM64_CACHE or
                      ~/.cache/edgecount/arm64-bookworm; now: $CACHE_DIR)
-  --run DIR          run folder with model_<mode>.tflite files (default: /work/runs/av when it has
+  --run DIR          run folder with model_<mode>.tflite files (default: runs/av in the checkout when it has
                      model_float32.tflite and model_int8.tflite, else small models built here
                      with TensorFlow)
   --shared DIR       folder with data/av-faces (default: \$EDGECOUNT_SHARED or ../shared beside the
                      checkout; now: $SHARED_DIR)
   --mirror URL       Debian mirror (default: the first Debian URI in /etc/apt/sources.list*)
   --host-python PATH Python with edgecount, OpenCV (and TensorFlow when no run folder is given)
-                     that prepares the video and models (default: /work/venv/bin/python if
+                     that prepares the video and models (default: .venv/bin/python in the checkout if
                      present, else python3)
   --images N         number of real photos to count (default: $IMAGE_COUNT)
   --cpu MODEL        emulated CPU: cortex-a72 (Raspberry Pi 4, default) or cortex-a76 (Pi 5)
@@ -283,7 +283,7 @@ in_root() {
 
 find_host_python() {
     if [[ -z $HOST_PYTHON ]]; then
-        if [[ -x /work/venv/bin/python ]]; then HOST_PYTHON=/work/venv/bin/python; else HOST_PYTHON=python3; fi
+        if [[ -x $REPO_DIR/.venv/bin/python ]]; then HOST_PYTHON=$REPO_DIR/.venv/bin/python; else HOST_PYTHON=python3; fi
     fi
     "$HOST_PYTHON" -c 'import cv2, numpy' 2>/dev/null ||
         fail_setup "$HOST_PYTHON cannot import cv2 and numpy; pass --host-python with a Python that has edgecount installed"
@@ -309,7 +309,7 @@ build_wheel() {
 }
 
 prepare_inputs() {
-    local default_run=/work/runs/av
+    local default_run=$REPO_DIR/runs/av
     if [[ -z $RUN_DIR && -f $default_run/model_float32.tflite && -f $default_run/model_int8.tflite ]]; then
         RUN_DIR=$default_run
     fi

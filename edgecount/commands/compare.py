@@ -48,7 +48,7 @@ def default_threads() -> str:
 
 def compare(
     run_dir: Annotated[
-        Path | None, typer.Argument(help="A run folder with model_<mode>.tflite files; optional with --models and --data.")
+        Path | None, typer.Argument(help="A run folder with model_MODE.tflite files; optional with --models and --data.")
     ] = None,
     data: Annotated[
         Path | None, typer.Option("--data", help="Labelled dataset to evaluate on. Default: the run's validation split.")

@@ -59,7 +59,7 @@ def convert(
 ) -> None:
     """Convert a trained run's model.keras to TFLite and check each model's accuracy.
 
-    Writes model_<mode>.tflite with embedded metadata (input size, channel order, quantization,
+    Writes `model_<mode>.tflite` with embedded metadata (input size, channel order, quantization,
     validation RMSE, calibration), then runs each file with the TFLite interpreter on the validation
     images and prints RMSE, MAE and the difference from the Keras model. When int8 RMSE exceeds
     float32's by more than --max-drift, the quantization debugger lists the layers that lose most.

@@ -84,6 +84,8 @@ def webcam(
 
         edgecount webcam model_int8.tflite --source picamera2 --show
     """
+    if duration is not None and duration <= 0:
+        raise typer.BadParameter(f"must be above 0 seconds, got {duration:g}; leave it out to run until stopped", param_hint="--duration")
     if json_output and csv_path is not None:
         raise typer.BadParameter("choose one of --json and --csv")
     if backend not in ("auto", *BACKENDS):

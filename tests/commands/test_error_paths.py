@@ -36,3 +36,10 @@ def test_convert_corrupt_keras_model_error(tmp_path: Path, tiny_run: Path, run_c
     assert code == 1
     assert "corrupt or truncated" in stderr
     assert "Traceback" not in stderr
+
+
+def test_webcam_zero_duration_rejected(tiny_run: Path, run_cli):
+    code, _, stderr = run_cli("webcam", tiny_run / "model_int8.tflite", "--source", "0", "--duration", "0")
+
+    assert code == 2
+    assert "above 0 seconds" in " ".join(stderr.split())
