@@ -115,6 +115,9 @@ def build_calibration(run: RunDir, input_size: tuple[int, int], size: int, seed:
     Raises:
         CalibrationError: if the training split has no usable image or a sample is wrong.
     """
+    # TODO: calibrate from --data when the training images have moved. split.csv stores absolute
+    # paths, so a run whose dataset folder was moved or copied to another machine has no calibration
+    # images and int8 conversion fails, even with --data pointing at the new folder.
     train = run.samples("train")
     if not train:
         raise CalibrationError(
