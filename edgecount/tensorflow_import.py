@@ -26,7 +26,7 @@ def import_tensorflow(purpose: str) -> ModuleType:
     Raises:
         TensorFlowMissingError: if TensorFlow cannot be imported.
     """
-    # TensorFlow's C++ start-up logs (CPU feature notes, oneDNN) go to stderr unless told otherwise.
+    # TensorFlow's C++ start-up logs (CPU feature notes, oneDNN) go to stderr unless TF_CPP_MIN_LOG_LEVEL hides them.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf

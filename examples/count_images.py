@@ -3,7 +3,7 @@
 Usage:
     python examples/count_images.py runs/av/model_int8.tflite ../shared/data/av-faces
 
-The folder holds ``labels.csv`` (``image,count``) and ``images/``; the script prints each prediction
+The folder contains ``labels.csv`` (``image,count``) and ``images/``; the script prints each prediction
 and the RMSE over the folder. It needs only the base install (``pip install edgecount``).
 """
 

@@ -90,7 +90,12 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
             main([str(arg) for arg in args])
             code = 0
         except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            if isinstance(exit_.code, int):
+                code = exit_.code
+            elif exit_.code is None:
+                code = 0
+            else:
+                code = 1
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

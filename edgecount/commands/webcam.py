@@ -90,8 +90,8 @@ def webcam(
         raise typer.BadParameter("choose one of --json and --csv")
     if backend not in ("auto", *BACKENDS):
         raise typer.BadParameter(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}", param_hint="--backend")
-    # OpenCV logs a warning for each capture backend that fails to open a source; the SourceError
-    # that follows says more, so those warnings show only with -vv.
+    # OpenCV logs a warning for each capture backend that fails to open a source. The SourceError
+    # that follows names the source and the fix, so those warnings show only with -vv.
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         _quiet_opencv_logging()
     count_model = CountModel(model, num_threads=threads, backend=backend, tta=check_tta(tta))

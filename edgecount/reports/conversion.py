@@ -45,7 +45,7 @@ from edgecount.runtime import CountModel, EdgecountError
 
 _log = logging.getLogger(__name__)
 
-# The int8 model with its worst layers kept in float; the runtime knows this name (runtime/model.py).
+# The int8 model with its worst layers kept in float; the runtime accepts this name (runtime/model.py).
 MIXED_NAME = "int8_mixed"
 MIXED_FILE = f"model_{MIXED_NAME}.tflite"
 CALIBRATION_METHOD = "sorted by count, cut into equal strata, one image drawn per stratum (numpy default_rng)"

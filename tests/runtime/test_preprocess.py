@@ -37,7 +37,8 @@ def test_preprocess_keeps_pixel_range():
 
     output = preprocess(frame, (224, 224))
 
-    assert 0 <= int(output.min()) and int(output.max()) <= 255
+    assert int(output.min()) >= 0
+    assert int(output.max()) <= 255
 
 
 def test_resize_shrink_is_antialiased():
