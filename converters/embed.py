@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgecount.converters.compact import pack_model
 from edgecount.runtime.metadata import METADATA_NAME, is_tflite
 from edgecount.tensorflow_import import import_tensorflow
 
@@ -16,7 +17,8 @@ from edgecount.tensorflow_import import import_tensorflow
 def embed_metadata(model_bytes: bytes, metadata: dict[str, Any]) -> bytes:
     """Return a copy of a TFLite model with ``metadata`` stored as a JSON entry named ``edgecount``.
 
-    An existing ``edgecount`` entry is replaced; other entries (the converter's own) are kept.
+    An existing ``edgecount`` entry is replaced; other entries (the converter's own) are kept. The
+    model is written with ``compact.pack_model``, so a compacted model stays compact.
 
     Args:
         model_bytes: a TFLite FlatBuffer.
@@ -44,7 +46,7 @@ def embed_metadata(model_bytes: bytes, metadata: dict[str, Any]) -> bytes:
     entry.buffer = len(model.buffers) - 1
     entries.append(entry)
     model.metadata = entries
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return pack_model(model)
 
 
 def _entry_name(entry: Any) -> str:

@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.converters.bias_correction import CORRECTION_SAMPLES, correct_int8_bias, spread_samples
+from edgecount.converters.compact import compact_model
+from edgecount.converters.op_versions import lower_single_scale_fully_connected
 from edgecount.converters.ops import float_ops
+from edgecount.converters.output_range import widen_count_range
 from edgecount.converters.quant_mode import QuantMode
 from edgecount.converters.representative import CalibrationError
 from edgecount.runtime.errors import EdgecountError
@@ -32,6 +36,7 @@ def convert_keras_model(
     model: Any,
     mode: QuantMode | str,
     representative_dataset: RepresentativeDataset | None = None,
+    bias_correction: bool = True,
 ) -> bytes:
     """Convert a Keras model to a TFLite FlatBuffer.
 
@@ -40,10 +45,13 @@ def convert_keras_model(
         mode: the quantization mode (see ``QuantMode``).
         representative_dataset: required for ``int8``: a function returning a generator of
             ``[float32 (1, height, width, 3) array]`` lists, from ``representative_samples``.
+        bias_correction: for ``int8``, correct each layer's bias towards the float32 model on the
+            ``CORRECTION_SAMPLES`` calibration images spread over the dataset (``bias_correction``).
 
     Returns:
-        The ``.tflite`` bytes. An ``int8`` model takes uint8 pixels (scale and zero point set by
-        calibration, normally 1 and 0) and returns a float32 count.
+        The ``.tflite`` bytes, compacted (``compact.compact_model``). An ``int8`` model takes uint8
+        pixels (scale and zero point set by calibration, normally 1 and 0) and returns a float32 count,
+        with twice the calibrated count range (``output_range.widen_count_range``).
 
     Raises:
         CalibrationError: for ``int8`` without a representative dataset.
@@ -58,6 +66,11 @@ def convert_keras_model(
         converter.target_spec.supported_types = [tf.float16]
     elif mode is QuantMode.DYNAMIC:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # Per-channel int8 weights in a float FULLY_CONNECTED make it version 12 (TensorFlow's
+        # op_version.cc), which tflite-runtime 2.14, the last release for Raspberry Pi OS, cannot load.
+        # One scale per dense layer gives version 9; the convolutions stay per-channel. A dense layer with
+        # one output unit still gets 12, which lower_single_scale_fully_connected fixes after conversion.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     elif mode is QuantMode.INT8:
         if representative_dataset is None:
             raise CalibrationError(
@@ -93,7 +106,13 @@ def convert_keras_model(
                 "converter left it in float. Convert with --quantize dynamic or float16 instead, or replace that "
                 "layer with one that has an int8 kernel"
             )
-    return data
+        data = widen_count_range(data)
+        if bias_correction:
+            float_model = convert_keras_model(model, QuantMode.FLOAT32)
+            data, _ = correct_int8_bias(data, float_model, spread_samples(representative_dataset, CORRECTION_SAMPLES))
+    if mode is QuantMode.DYNAMIC:
+        data = lower_single_scale_fully_connected(data)
+    return compact_model(data)
 
 
 def _describe_conversion_failure(mode: QuantMode, error: BaseException) -> str:

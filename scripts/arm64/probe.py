@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -48,14 +49,51 @@ def folder_size_bytes(folder: Path) -> int:
     return total
 
 
-def largest_packages(venv: Path, count: int = 6) -> dict[str, float]:
-    """Return the ``count`` largest entries of the venv's site-packages, in MB."""
-    sizes = {}
-    for site_packages in venv.glob("lib/python3*/site-packages"):
-        for entry in site_packages.iterdir():
-            size = folder_size_bytes(entry) if entry.is_dir() else entry.stat().st_size
-            sizes[entry.name] = round(size / 1e6, 1)
-    return dict(sorted(sizes.items(), key=lambda item: -item[1])[:count])
+def file_kind(relative: Path) -> str:
+    """Classify a file of a venv for the footprint breakdown; the first matching kind wins."""
+    name = relative.name
+    if name.endswith(".so") or ".so." in name:
+        return "shared libraries"
+    if name.endswith(".pyc"):
+        return "bytecode"
+    if any(part in ("tests", "test", "testing") for part in relative.parts[:-1]):
+        return "tests"
+    if name.endswith((".py", ".pyi")):
+        return "Python sources"
+    return "other"
+
+
+def footprint(venv: Path) -> dict[str, dict[str, int]]:
+    """Return the bytes of every file in the venv by file kind and by the distribution that owns it.
+
+    Ownership comes from each distribution's RECORD. Bytecode that Python wrote after the install, which
+    pip's --no-compile leaves to Python, belongs to the distribution of its source file. Files that no
+    RECORD lists, such as the venv's own pyvenv.cfg, count as "venv".
+    """
+    from importlib.metadata import distributions as all_distributions
+
+    site_packages = next(venv.glob("lib/python3*/site-packages"))
+    owners: dict[str, str] = {}
+    for dist in all_distributions(path=[str(site_packages)]):
+        for record in dist.files or []:
+            # PEP 503 normal form: "pydantic_core" and "pydantic-core" are one distribution.
+            owners[os.path.normpath(site_packages / record)] = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
+
+    kinds: dict[str, int] = {}
+    by_distribution: dict[str, int] = {}
+    for path in venv.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        size = path.stat().st_size
+        relative = path.relative_to(site_packages) if path.is_relative_to(site_packages) else path.relative_to(venv)
+        kind = file_kind(relative)
+        kinds[kind] = kinds.get(kind, 0) + size
+        owner = owners.get(os.path.normpath(path))
+        if owner is None and path.parent.name == "__pycache__":
+            source = path.parent.parent / (path.name.split(".")[0] + ".py")
+            owner = owners.get(os.path.normpath(source))
+        by_distribution[owner or "venv"] = by_distribution.get(owner or "venv", 0) + size
+    return {"kinds": kinds, "distributions": by_distribution}
 
 
 def distributions() -> dict[str, str]:
@@ -94,6 +132,34 @@ def output_step(model: Any) -> float | None:
     return None
 
 
+def reference_kernel_counts(model: Any, tensors: list[Any]) -> list[float] | None:
+    """Count with the interpreter's reference kernels (``BUILTIN_REF``: portable C++, no XNNPACK, no SIMD).
+
+    The reference kernels compute the same integers on every CPU, so comparing each side's default
+    kernels with them shows which side's optimized int8 kernels round differently. None when the
+    interpreter has no ``OpResolverType`` (TensorFlow's own interpreter before 2.5).
+    """
+    import numpy as np
+
+    module = sys.modules[model.backend.interpreter_class.__module__]
+    resolver = getattr(module, "OpResolverType", None)
+    if resolver is None:
+        return None
+    interpreter = model.backend.interpreter_class(
+        model_path=str(model.path), num_threads=1, experimental_op_resolver_type=resolver.BUILTIN_REF
+    )
+    interpreter.allocate_tensors()
+    counts = []
+    for tensor in tensors:
+        interpreter.set_tensor(model.input.index, tensor)
+        interpreter.invoke()
+        raw = interpreter.get_tensor(model.output.index).astype(np.float64)
+        if model.output.quantized:
+            raw = (raw - model.output.zero_point) * model.output.scale
+        counts.append(float(raw.reshape(-1)[0]))
+    return counts
+
+
 def read_video_frames(path: Path) -> list[Any]:
     """Decode every frame of the check's video with OpenCV's FFmpeg backend, as ``VideoSource`` does."""
     import cv2
@@ -128,8 +194,10 @@ def probe_model(path: Path, backend: str, images: list[Path], video_frames: list
         )
     results = []
     latencies = []
+    tensors = []
     for image in images:
         tensor = model.prepare(load_image(image))
+        tensors.append(tensor)
         raw = model.invoke(tensor)
         for _ in range(LATENCY_RUNS):
             start = time.perf_counter()
@@ -143,6 +211,10 @@ def probe_model(path: Path, backend: str, images: list[Path], video_frames: list
                 "tensor_sha256": hashlib.sha256(np.ascontiguousarray(tensor).tobytes()).hexdigest(),
             }
         )
+    reference = reference_kernel_counts(model, tensors) if model.quantization == "int8" else None
+    if reference is not None:
+        for result, raw in zip(results, reference):
+            result["reference_raw"] = raw
     return {
         "quantization": model.quantization,
         "input_shape": list(model.input.shape),
@@ -174,7 +246,7 @@ def main() -> None:
         "os_release": _os_release(),
         "import_seconds": measure_import_seconds(IMPORT_RUNS),
         "venv_bytes": folder_size_bytes(args.venv),
-        "largest_packages_mb": largest_packages(args.venv),
+        "footprint": footprint(args.venv),
         "distributions": distributions(),
         "tflite_runtime_wheel_tags": wheel_tags("tflite-runtime"),
         "models": {},
