@@ -14,6 +14,7 @@ import numpy as np
 from .backends import Backend, interpreter_failure, load_backend
 from .errors import ModelError
 from .metadata import FlatBufferError, is_tflite, read_edgecount_metadata
+from .native_stderr import QUIET_VARIABLE, hide_native_info_lines
 from .preprocess import preprocess
 
 _log = logging.getLogger(__name__)
@@ -141,6 +142,10 @@ class CountModel:
         ModelError: if the file is missing, not a TFLite model, truncated, or not a counting model.
         BackendError: if the interpreter backend is missing or broken.
         ValueError: for ``num_threads`` below 1 or an unknown ``tta``.
+
+    Note:
+        With the environment variable ``EDGECOUNT_QUIET=1``, which ``edgecount -q`` sets, the
+        interpreter's own ``INFO:`` start-up lines are hidden (see ``hide_native_info_lines``).
     """
 
     def __init__(self, path: str | os.PathLike[str], num_threads: int | None = None, backend: str = "auto", tta: str | None = None) -> None:
@@ -168,8 +173,9 @@ class CountModel:
 
     def _create_interpreter(self, data: bytes) -> Any:
         try:
-            interpreter = self.backend.interpreter_class(model_content=data, num_threads=self.num_threads)
-            interpreter.allocate_tensors()
+            with hide_native_info_lines(os.environ.get(QUIET_VARIABLE) == "1"):
+                interpreter = self.backend.interpreter_class(model_content=data, num_threads=self.num_threads)
+                interpreter.allocate_tensors()
         except (SystemError, ImportError, AttributeError) as error:
             # A backend built against another NumPy ABI fails here, not at import.
             raise interpreter_failure(self.backend, error) from error
@@ -277,7 +283,11 @@ class CountModel:
         return "int8" if self.input.dtype != np.float32 else "float32"
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """Preprocess a BGR frame into the model's input tensor (with batch dimension)."""
+        """Preprocess a BGR frame into the model's input tensor (with batch dimension).
+
+        It does not touch the interpreter, so one thread may prepare the next frame while another
+        runs ``predict_prepared`` on the current one.
+        """
         rgb = preprocess(frame, self.input_size)
         return quantize(rgb, self.input)[np.newaxis]
 
@@ -299,7 +309,23 @@ class CountModel:
             The count, a float clipped below at 0 (the model's output is a linear regression). With
             ``tta="flip"`` it is the mean of the raw counts of the frame and its mirror image, clipped.
         """
-        tensor = self.prepare(frame)
+        return self.predict_prepared(self.prepare(frame))
+
+    def predict_prepared(self, tensor: np.ndarray) -> float:
+        """Count the faces in an input tensor from ``prepare``: the inference half of ``predict``.
+
+        A pipeline that prepares the next frame in another thread while the interpreter runs calls
+        this in the counting thread. ``predict(frame)`` equals ``predict_prepared(prepare(frame))``.
+
+        Args:
+            tensor: the ``prepare`` output for one frame, of shape ``[1, height, width, 3]``.
+
+        Returns:
+            The count, as ``predict`` returns it.
+
+        Raises:
+            ModelError: if the model returns NaN or infinity.
+        """
         raw = self.invoke(tensor)
         if self.tta == "flip":
             # Mirroring the small input tensor instead of the frame resizes each frame only once.

@@ -8,6 +8,7 @@ The data and weights are read in place from the ``shared`` folder next to the ch
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import sys
@@ -254,3 +255,26 @@ def video_writer():
 def python_without_tensorflow():
     """``run_without_tensorflow`` as a fixture, for test modules that cannot import conftest."""
     return run_without_tensorflow
+
+
+@pytest.fixture
+def moved_run(tiny_run: Path, tmp_path: Path, av_faces_dir: Path, av_labels) -> tuple[Path, Path, Path]:
+    """A copy of ``tiny_run`` trained on 40 real photos in ``old/``, a folder since renamed to ``new/``.
+
+    ``split.csv`` lists 30 training and 10 validation images under ``old/images`` and ``run.json``
+    records ``old`` as the dataset folder, so every recorded path is gone. Returns ``(run, old, new)``.
+    """
+    from edgecount.runs import RUN_FILE, SPLIT_FILE, Sample, write_json_atomically, write_split
+
+    old, run = tmp_path / "old", tmp_path / "moved_run"
+    (old / "images").mkdir(parents=True)
+    samples = []
+    for name, count in av_labels[:40]:
+        shutil.copy(av_faces_dir / "images" / name, old / "images" / name)
+        samples.append(Sample(old / "images" / name, float(count)))
+    shutil.copytree(tiny_run, run)
+    write_split(run / SPLIT_FILE, samples[:30], samples[30:])
+    config = json.loads((run / RUN_FILE).read_text())
+    config["data"] = {"dir": str(old.resolve()), "images": len(samples)}
+    write_json_atomically(run / RUN_FILE, config)
+    return run, old, old.rename(tmp_path / "new")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edgecount.commands.compare import default_threads, parse_threads
-from edgecount.commands.options import BackendOpt, JsonOpt, ModelArg
+from edgecount.commands.options import THREADS_HELP, BackendOpt, JsonOpt, ModelArg
 
 
 def bench(
@@ -17,7 +17,9 @@ def bench(
     image: Annotated[
         Path | None, typer.Option("--image", help="Time on this photo instead of a random 612x408 frame.")
     ] = None,
-    threads: Annotated[str, typer.Option("--threads", help="Comma list of interpreter thread counts, e.g. 1,2,4.")] = default_threads(),
+    threads: Annotated[
+        str, typer.Option("--threads", help=f"Comma list of interpreter thread counts, e.g. 1,2,4. {THREADS_HELP}")
+    ] = default_threads(),
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per measurement.")] = 100,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs before each measurement.")] = 10,
     json_output: JsonOpt = False,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from edgecount.commands.options import BackendOpt, JsonOpt, TtaOpt, check_tta
+from edgecount.commands.options import THREADS_HELP, BackendOpt, JsonOpt, TtaOpt, check_threads, check_tta
 
 _log = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ def parse_threads(text: str) -> list[int]:
     """Parse a comma list of thread counts such as ``1,2,4``.
 
     Raises:
-        typer.BadParameter: for an empty list, a value that is not a whole number, or one below 1.
+        typer.BadParameter: for an empty list, a value that is not a whole number, or one outside 1 to
+            ``max_threads()``.
     """
     values = []
     for part in text.split(","):
@@ -33,9 +34,7 @@ def parse_threads(text: str) -> list[int]:
             value = int(part)
         except ValueError:
             raise typer.BadParameter(f"thread count {part!r} is not a whole number; pass a list such as 1,2,4", param_hint="--threads") from None
-        if value < 1:
-            raise typer.BadParameter(f"thread count {value} is below 1; pass a list such as 1,2,4", param_hint="--threads")
-        values.append(value)
+        values.append(check_threads(value))
     if not values:
         raise typer.BadParameter("no thread count given; pass a list such as 1,2,4", param_hint="--threads")
     return sorted(set(values))
@@ -51,12 +50,19 @@ def compare(
         Path | None, typer.Argument(help="A run folder with model_MODE.tflite files; optional with --models and --data.")
     ] = None,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Labelled dataset to evaluate on. Default: the run's validation split.")
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Labelled dataset to evaluate on. Default: the run's validation split. When the run's images moved, "
+            "their new folder: the validation split is then read from it.",
+        ),
     ] = None,
     models: Annotated[
         list[Path] | None, typer.Option("--models", help="TFLite models to compare instead of the run's. Repeatable.")
     ] = None,
-    threads: Annotated[str, typer.Option("--threads", help="Comma list of interpreter thread counts to time, e.g. 1,2,4.")] = default_threads(),
+    threads: Annotated[
+        str, typer.Option("--threads", help=f"Comma list of interpreter thread counts to time, e.g. 1,2,4. {THREADS_HELP}")
+    ] = default_threads(),
     out: Annotated[Path | None, typer.Option("--out", help="Also write comparison.md, .csv, .json and .png here.")] = None,
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs per latency measurement.")] = 50,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs before each latency measurement.")] = 5,
@@ -152,14 +158,13 @@ def _model_paths(run, models: list[Path] | None) -> list[Path]:
 
 
 def _samples(run, data: Path | None):
-    if data is not None:
-        from edgecount.datasets import load_dataset
+    from edgecount.datasets import load_dataset, locate_split
 
-        dataset = load_dataset(data)
-        for message in dataset.skipped:
-            _log.warning("skipped in %s: %s", data, message)
-        return list(dataset.samples)
-    samples = run.samples("validation")
+    split = locate_split(run, data) if run is not None else None
+    if data is not None and (split is None or not split.relocated):
+        # load_dataset logs each skipped row itself.
+        return list(load_dataset(data).samples)
+    samples = split.samples("validation")
     if not samples:
         raise typer.BadParameter(f"the validation split of {run.path} is empty; pass --data DIR", param_hint="--data")
     return samples

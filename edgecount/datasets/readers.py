@@ -148,7 +148,7 @@ def load_dataset(data_dir: Path, strict: bool = False) -> LabelledDataset:
 
     # Boxes first, because boxes-only counts come from them and the other layouts check counts against them.
     boxes_path = data_dir / layout.boxes_file
-    box_file = _read_boxes(boxes_path, layout, dataset) if boxes_path.is_file() else None
+    box_file = _read_boxes(boxes_path, layout, dataset, boxes_only) if boxes_path.is_file() else None
     boxes_by_name, invalid_boxes = box_file if box_file is not None else ({}, set())
     if boxes_only:
         if not boxes_by_name:
@@ -261,8 +261,14 @@ def _read_counts(path: Path, layout: Layout, dataset: LabelledDataset) -> dict[s
     return counts
 
 
-def _read_boxes(path: Path, layout: Layout, dataset: LabelledDataset) -> tuple[dict[str, np.ndarray], set[str]] | None:
-    """Read a box file into ``({name: (N, 4) boxes}, {names with an invalid box row})``, or None if unusable."""
+def _read_boxes(
+    path: Path, layout: Layout, dataset: LabelledDataset, boxes_only: bool
+) -> tuple[dict[str, np.ndarray], set[str]] | None:
+    """Read a box file into ``({name: (N, 4) boxes}, {names with an invalid box row})``, or None if unusable.
+
+    With ``boxes_only`` the warning for an invalid row also states that its image is skipped, because
+    the caller drops every image in the returned set.
+    """
     rows = _read_rows(path, (layout.name_column, *BOX_COLUMNS), dataset)
     if rows is None:
         return None
@@ -276,7 +282,13 @@ def _read_boxes(path: Path, layout: Layout, dataset: LabelledDataset) -> tuple[d
             box = []
         if not name or len(box) != 4 or not all(map(math.isfinite, box)) or box[2] < box[0] or box[3] < box[1]:
             values = ",".join(str(row.get(column)) for column in BOX_COLUMNS)
-            _skip(dataset, path, line, f"{name or '<no name>'}: invalid box {values}; expected xmin<=xmax and ymin<=ymax")
+            reason = f"{name or '<no name>'}: invalid box {values}; expected xmin<=xmax and ymin<=ymax"
+            if name and boxes_only:
+                reason += (
+                    f"; image {name} is skipped, because without a count file its count is its number of box "
+                    "rows, which would be wrong without this row"
+                )
+            _skip(dataset, path, line, reason)
             if name:
                 invalid.add(name)
             continue

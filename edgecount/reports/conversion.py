@@ -29,8 +29,10 @@ from edgecount.converters import (
     validate_representative_dataset,
     write_model_file,
 )
+from edgecount.converters.bias_correction import CORRECTION_SAMPLES
 from edgecount.converters.debugger import ROUNDING_RMSE_PER_SCALE, choose_keep_float, convert_int8_mixed, rank_layer_errors
 from edgecount.converters.streams import stdout_to_stderr
+from edgecount.datasets import RunSplit, load_dataset, locate_split
 from edgecount.reports.evaluation import (
     EvaluationImages,
     clip_counts,
@@ -69,6 +71,7 @@ class ConvertSettings:
     max_drift: float = 0.03
     warn_drift: float = 0.05
     keep_float: list[str] = field(default_factory=list)
+    bias_correction: bool = True
     debug_samples: int = 32
     backend: str = "auto"
     # Called with a short description before each long step (decoding, converting, evaluating).
@@ -95,30 +98,36 @@ def _check_destinations(destinations: dict[str, Path], force: bool) -> None:
         raise ModelExistsError(f"{names} already exist{'s' if len(existing) == 1 else ''}; pass --force to overwrite")
 
 
-def _evaluation_samples(run: RunDir, data_dir: Path | None) -> tuple[list[Sample], str]:
+def _evaluation_samples(run: RunDir, split: RunSplit, data_dir: Path | None) -> tuple[list[Sample], str]:
     if data_dir is None:
-        return run.samples("validation"), f"validation split of {run.path}"
-    from edgecount.datasets import load_dataset
-
-    dataset = load_dataset(data_dir)
-    for message in dataset.skipped:
-        _log.warning("skipped in %s: %s", data_dir, message)
-    return list(dataset.samples), f"labelled dataset {data_dir}"
+        return split.samples("validation"), f"validation split of {run.path}"
+    if split.relocated:
+        return split.samples("validation"), f"validation split of {run.path}, images read from {data_dir}"
+    # load_dataset logs each skipped row itself.
+    return list(load_dataset(data_dir).samples), f"labelled dataset {data_dir}"
 
 
-def build_calibration(run: RunDir, input_size: tuple[int, int], size: int, seed: int) -> tuple[Any, dict[str, Any]]:
+def build_calibration(
+    run: RunDir, input_size: tuple[int, int], size: int, seed: int, split: RunSplit | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Choose and load the calibration images from the run's training split.
+
+    Args:
+        run: the run folder.
+        input_size: the model's ``(height, width)``.
+        size: how many images to choose.
+        seed: the seed of the stratified draw.
+        split: the run's split from ``locate_split``, whose paths may point at a moved dataset folder.
+            Default None locates it without a new folder.
 
     Returns:
         ``(representative dataset, calibration metadata)``.
 
     Raises:
+        SplitImagesNotFoundError: if none of the split's images exists, naming one and the --data fix.
         CalibrationError: if the training split has no usable image or a sample is wrong.
     """
-    # TODO: calibrate from --data when the training images have moved. split.csv stores absolute
-    # paths, so a run whose dataset folder was moved or copied to another machine has no calibration
-    # images and int8 conversion fails, even with --data pointing at the new folder.
-    train = run.samples("train")
+    train = (split or locate_split(run)).samples("train")
     if not train:
         raise CalibrationError(
             f"the training split in {run.path / 'split.csv'} is empty, so int8 has no calibration images; "
@@ -230,16 +239,24 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
         ModelExistsError: if a destination exists and ``force`` is False.
         RunDirError: if ``model.keras`` or ``split.csv`` is missing.
         CalibrationError: if int8 has no usable calibration images.
+        SplitImagesNotFoundError: if none of the split's images exists and ``settings.data_dir`` does not
+            contain them either.
         ConversionError: if TensorFlow cannot convert the model.
     """
     destinations = _destinations(settings)
     _check_destinations(destinations, settings.force)
 
+    # Find the images first, so that a moved dataset fails before the slow Keras model load.
+    needs_int8 = QuantMode.INT8 in settings.modes or bool(settings.keep_float)
+    split = locate_split(run, settings.data_dir)
+    if needs_int8:
+        split.samples("train")
+    samples, source = _evaluation_samples(run, split, settings.data_dir)
+
     # Load the model and the evaluation images.
     with stdout_to_stderr():
         keras_model = run.load_keras_model()
     input_size = (int(keras_model.input_shape[1]), int(keras_model.input_shape[2]))
-    samples, source = _evaluation_samples(run, settings.data_dir)
     images = None
     if samples:
         settings.phase(f"decoding {len(samples)} evaluation images")
@@ -257,11 +274,10 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
         keras = {"rmse": metrics.rmse, "mae": metrics.mae, "bias": metrics.bias}
 
     # Calibration images, only when an int8 model is written.
-    needs_int8 = QuantMode.INT8 in settings.modes or bool(settings.keep_float)
     dataset, calibration = (None, None)
     if needs_int8:
         settings.phase(f"loading up to {settings.calibration_size} calibration images")
-        dataset, calibration = build_calibration(run, input_size, settings.calibration_size, settings.seed)
+        dataset, calibration = build_calibration(run, input_size, settings.calibration_size, settings.seed, split)
 
     # Convert, measure, embed metadata and write each mode.
     report: dict[str, Any] = {"evaluation": evaluation, "keras": keras, "models": []}
@@ -269,9 +285,13 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
     for mode in settings.modes:
         settings.phase(f"converting to {mode.value} and evaluating it")
         with stdout_to_stderr():
-            data = convert_keras_model(keras_model, mode, dataset if mode is QuantMode.INT8 else None)
+            data = convert_keras_model(
+                keras_model, mode, dataset if mode is QuantMode.INT8 else None, bias_correction=settings.bias_correction
+            )
         result, tensors = _measure(data, mode.value, images, keras_outputs, settings.backend)
-        mode_calibration = calibration if mode is QuantMode.INT8 else None
+        mode_calibration = None
+        if mode is QuantMode.INT8:
+            mode_calibration = {**calibration, "bias_correction": settings.bias_correction, "bias_correction_images": CORRECTION_SAMPLES}
         metadata = _metadata(mode.value, run, input_size, tensors, result, keras, evaluation, mode_calibration, {})
         final = embed_metadata(data, metadata)
         write_model_file(destinations[mode.value], final, force=settings.force)

@@ -129,7 +129,7 @@ def load_evaluation_images(samples: Sequence[Sample], on_step: StepCallback | No
     if not frames:
         raise ImageDecodeError(
             f"none of the {len(samples)} evaluation images decodes; first failure: {failures[0]}. "
-            "If the dataset folder moved, train the run again from its new place"
+            "If the dataset folder moved, pass its new place with --data"
         )
     return EvaluationImages(frames, np.asarray(counts, dtype=np.float64), paths, failures)
 

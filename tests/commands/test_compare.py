@@ -86,3 +86,31 @@ def test_compare_without_tensorflow(tiny_run: Path, tmp_path: Path, python_witho
     assert document["keras"]["note"].startswith("TensorFlow is not installed")
     assert all(row["status"] != "failed" for row in document["rows"])
     assert (out / "comparison.png").stat().st_size > 0
+
+
+def test_compare_reads_moved_dataset(moved_run: tuple[Path, Path, Path], run_cli):
+    run, _, new = moved_run
+
+    code, stdout, stderr = run_cli(
+        "compare", run, "--data", new, "--threads", "1", "--runs", "1", "--warmup", "0", "--no-haar", "--no-keras", "--json",
+    )
+    rows = {row["name"]: row for row in json.loads(stdout)["rows"]}
+
+    assert code == 0, stderr
+    assert rows["int8"]["metrics"]["images"] == 10
+    assert rows["float32"]["metrics"]["worst_image"].startswith(str(new / "images"))
+
+
+def test_compare_warns_once_per_bad_row(tiny_run: Path, tmp_path: Path, av_faces_dir: Path, av_labels, run_cli) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "labels.csv").write_text("image,count\n" + "".join(f"{name},{count}\n" for name, count in av_labels[:3]) + "bad.jpg,many\n")
+    (data / "images").symlink_to(av_faces_dir / "images")
+
+    code, _, stderr = run_cli(
+        "compare", "--models", tiny_run / "model_int8.tflite", "--data", data, "--threads", "1", "--runs", "1",
+        "--warmup", "0", "--no-haar",
+    )
+
+    assert code == 0, stderr
+    assert stderr.count("'many' is not a non-negative integer") == 1

@@ -182,3 +182,39 @@ def test_convert_unknown_mode_in_list(tiny_run: Path, run_cli) -> None:
     assert code == 2
     assert "'int4'" in err
     assert "float32, float16, dynamic, int8, all" in err
+
+
+@pytest.mark.slow
+def test_convert_int8_reads_moved_dataset(moved_run: tuple[Path, Path, Path], tmp_path: Path, run_cli) -> None:
+    run, old, new = moved_run
+    split_before = (run / "split.csv").read_text()
+    out = tmp_path / "out"
+
+    code, stdout, stderr = run_cli(
+        "convert", run, "--quantize", "int8", "--data", new, "--out", out, "--calibration-size", "20", "--max-drift", "100",
+    )
+    metadata = read_edgecount_metadata((out / "model_int8.tflite").read_bytes())
+
+    assert code == 0, stderr
+    assert "Evaluated on 10 images" in stdout
+    assert metadata["calibration"]["size"] == 20
+    assert metadata["calibration"]["failed"] == 0
+    assert metadata["validation"]["images"] == 10
+    assert metadata["validation"]["source"] == f"validation split of {run}, images read from {new}"
+    assert "calibration image skipped" not in stderr
+    assert (run / "split.csv").read_text() == split_before
+
+
+def test_convert_moved_dataset_wrong_data(moved_run: tuple[Path, Path, Path], tmp_path: Path, run_cli) -> None:
+    run, old, new = moved_run
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+
+    code, stdout, stderr = run_cli("convert", run, "--quantize", "int8", "--data", wrong, "--out", tmp_path / "out")
+
+    assert code == 1
+    assert stdout == ""
+    assert f"none of the 40 images in {run / 'split.csv'} is under {wrong}" in stderr
+    assert f"recorded as {old.resolve()} in run.json" in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()

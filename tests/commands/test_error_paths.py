@@ -43,3 +43,32 @@ def test_webcam_zero_duration_rejected(tiny_run: Path, run_cli):
 
     assert code == 2
     assert "above 0 seconds" in " ".join(stderr.split())
+
+
+def test_convert_moved_dataset_error(moved_run: tuple[Path, Path, Path], tmp_path: Path, run_cli):
+    run, old, _ = moved_run
+    missing = old.resolve() / "images" / "10001.jpg"
+
+    code, stdout, stderr = run_cli("convert", run, "--quantize", "float32", "--out", tmp_path / "out")
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+    assert code == 1
+    assert stdout == ""
+    assert len(errors) == 1
+    assert f"for example {missing}" in errors[0]
+    assert "pass its new place with --data NEWDIR" in errors[0]
+    assert "Traceback" not in stderr
+
+
+def test_compare_moved_dataset_error(moved_run: tuple[Path, Path, Path], run_cli):
+    run, old, _ = moved_run
+
+    code, stdout, stderr = run_cli("compare", run, "--threads", "1")
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+    assert code == 1
+    assert stdout == ""
+    assert len(errors) == 1
+    assert f"for example {old.resolve() / 'images'}" in errors[0]
+    assert "--data NEWDIR" in errors[0]
+    assert "Traceback" not in stderr

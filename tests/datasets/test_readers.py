@@ -112,6 +112,31 @@ def test_load_dataset_boxes_only_counts_rows(tmp_path: Path, av_faces_dir: Path,
     assert {sample.path.name: sample.count for sample in dataset.samples} == {name: float(count) for name, count in rows}
 
 
+def test_load_dataset_boxes_only_invalid_box_skips_image(tmp_path: Path, av_faces_dir: Path, av_labels, av_boxes,
+                                                         caplog: pytest.LogCaptureFixture):
+    rows = [(name, count) for name, count in av_labels if count >= 2][:4]
+    victim = rows[1][0]
+    _link_images(av_faces_dir, tmp_path / "images", [name for name, _ in rows])
+    lines = ["image,xmin,ymin,xmax,ymax"]
+    for name, _ in rows:
+        lines.extend(av_boxes[name])
+    # xmax below xmin on the victim's first box row, which is line 2 + the rows of the image before it.
+    bad_line = 2 + len(av_boxes[rows[0][0]])
+    lines[bad_line - 1] = f"{victim},50,10,20,40"
+    (tmp_path / "boxes.csv").write_text("\n".join(lines) + "\n")
+
+    with caplog.at_level(logging.WARNING, logger="edgecount.datasets"):
+        dataset = load_dataset(tmp_path)
+
+    assert [sample.path.name for sample in dataset.samples] == sorted(name for name, _ in rows if name != victim)
+    assert len(dataset.skipped) == 1
+    message = dataset.skipped[0]
+    assert f"boxes.csv, line {bad_line}" in message
+    assert f"image {victim} is skipped" in message
+    assert "count is its number of box rows" in message
+    assert any(f"image {victim} is skipped" in record.getMessage() for record in caplog.records)
+
+
 def test_load_dataset_missing_folder(tmp_path: Path):
     with pytest.raises(DatasetNotFoundError, match="not found"):
         load_dataset(tmp_path / "nowhere")
