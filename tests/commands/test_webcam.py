@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,22 +30,66 @@ def _json_lines(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+@pytest.fixture(scope="module")
+def video_counts(model: Path, video: Path) -> list[float]:
+    """``CountModel.predict`` on each frame of the video, rounded like the JSON output."""
+    from edgecount.runtime import CountModel
+    from edgecount.runtime.sources import VideoSource
+
+    count_model = CountModel(model, num_threads=1)
+    with VideoSource(video) as source:
+        return [round(count_model.predict(frame), 3) for frame in source]
+
+
 def test_webcam_video_file_every_frame(run_cli, model, video):
     code, out, err = run_cli("webcam", model, "--source", video, "--threads", "1")
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 12
     assert " frame      1  count " in lines[0]
+    assert " ms  inference " in lines[0]
     assert lines[0].endswith("FPS")
     assert "summary (end of the source): 12 frames read, 12 counted, 0 dropped, 0 skipped by --every" in err
+    assert "; inference mean " in err
     assert "0 reconnects" in err
+    assert "prepared but not counted" not in err
 
 
-def test_webcam_every(run_cli, model, video):
+def test_webcam_counts_equal_predict(run_cli, model, video, video_counts):
+    code, out, err = run_cli("webcam", model, "--source", video, "--every", "1", "--json", "--threads", "1")
+    assert code == 0, err
+    rows = _json_lines(out)
+    assert [row["frame"] for row in rows] == list(range(1, 13))
+    assert [row["count"] for row in rows] == video_counts
+
+
+def test_webcam_every(run_cli, model, video, video_counts):
     code, out, err = run_cli("webcam", model, "--source", video, "--every", "3", "--json")
     assert code == 0, err
-    assert [row["frame"] for row in _json_lines(out)] == [1, 4, 7, 10]
+    rows = _json_lines(out)
+    assert [row["frame"] for row in rows] == [1, 4, 7, 10]
+    assert [row["count"] for row in rows] == [video_counts[index] for index in (0, 3, 6, 9)]
     assert "12 frames read, 4 counted, 0 dropped, 8 skipped by --every" in err
+
+
+def test_webcam_every_longer_than_video(run_cli, model, video, video_counts):
+    code, out, err = run_cli("webcam", model, "--source", video, "--every", "20", "--json")
+    assert code == 0, err
+    assert [(row["frame"], row["count"]) for row in _json_lines(out)] == [(1, video_counts[0])]
+    assert "12 frames read, 1 counted, 0 dropped, 11 skipped by --every" in err
+
+
+def test_webcam_realtime_counts_each_frame_once(run_cli, model, video):
+    code, out, err = run_cli("webcam", model, "--source", video, "--realtime", "--json", "--threads", "1")
+    assert code == 0, err
+    frames = [row["frame"] for row in _json_lines(out)]
+    assert frames
+    assert all(later > earlier for earlier, later in zip(frames, frames[1:]))
+    summary = re.search(r"(\d+) frames read, (\d+) counted, (\d+) dropped", err)
+    read, counted, dropped = (int(value) for value in summary.groups())
+    assert read == 12
+    assert counted == len(frames)
+    assert counted + dropped == read
 
 
 def test_webcam_smooth(run_cli, model, video):
@@ -62,8 +107,10 @@ def test_webcam_json_fields(run_cli, model, video):
     assert code == 0
     rows = _json_lines(out)
     assert len(rows) == 4
-    assert list(rows[0]) == ["timestamp", "frame", "count", "smoothed", "latency_ms", "fps"]
-    assert all(row["count"] >= 0 and row["latency_ms"] > 0 for row in rows)
+    assert list(rows[0]) == ["timestamp", "frame", "count", "smoothed", "latency_ms", "fps", "inference_ms"]
+    assert all(row["count"] >= 0 and row["inference_ms"] > 0 for row in rows)
+    # The latency runs from taking the frame off the source to its count, so it covers the inference.
+    assert all(row["latency_ms"] >= row["inference_ms"] for row in rows)
     assert rows[-1]["fps"] > 0
 
 
@@ -127,6 +174,7 @@ def test_webcam_max_frames(run_cli, model, video):
     assert code == 0
     assert len(out.splitlines()) == 5
     assert "summary (--max-frames 5 reached)" in err
+    assert ", 5 counted, " in err
 
 
 def test_webcam_missing_video(run_cli, model, tmp_path):

@@ -227,7 +227,10 @@ def test_latest_frame_reader_returns_newest():
     capture = _ScriptedCapture(50, delay_s=0.002)
     reader = LatestFrameReader("scripted", lambda: capture, end_is_normal=True)
     reader.start()
-    time.sleep(0.3)
+    # Wait for all 50 reads rather than a fixed time, which a busy machine can exceed.
+    deadline = time.monotonic() + 30
+    while reader.frames_read < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
     frame = reader.take()
     assert frame is not None
     assert int(frame[0, 0, 0]) == 0  # the last frame written, not the first
