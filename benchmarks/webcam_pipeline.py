@@ -421,7 +421,10 @@ def _cpu_name() -> str:
 
 
 def _record(table: str, context: str, args: argparse.Namespace) -> None:
-    command = "nice -n 10 python benchmarks/webcam_pipeline.py --record" + (f" --frames {args.frames}" if args.frames != 300 else "")
+    # Record the niceness this process really ran with, not the one the docs suggest.
+    niceness = os.nice(0)
+    command = (f"nice -n {niceness} " if niceness else "") + "python benchmarks/webcam_pipeline.py --record"
+    command += f" --frames {args.frames}" if args.frames != 300 else ""
     if args.rounds != 5:
         command += f" --rounds {args.rounds}"
     if args.threads != [1, 2]:

@@ -13,6 +13,7 @@ import typer
 
 ADVANCED = "Advanced"
 DISTRIBUTED = "Scaling out"
+CROSS_VALIDATION = "Cross-validation"
 
 
 def train(
@@ -20,7 +21,7 @@ def train(
     out: Annotated[Path | None, typer.Option("--out", help="Run folder to write (model.keras, run.json, split.csv, history.csv, loss.png). Required unless --resume.", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the interrupted run RUN_DIR (its --out folder or the .<name>.partial folder) from its last epoch checkpoint, with the settings it was started with.", metavar="RUN_DIR", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="MobileNetV2 width multiplier: 0.35, 0.5, 0.75 or 1.0. Default 0.35.")] = 0.35,
-    image_size: Annotated[int, typer.Option("--image-size", min=32, help="Square model input size in pixels. Default 224.")] = 224,
+    image_size: Annotated[int, typer.Option("--image-size", min=32, help="Square model input size in pixels. Default 448: in 5-fold cross-validation it counted better than 320 and 224 (mean RMSE 1.41 against 1.48 and 1.65), for about 2 and 4 times their compute per image.")] = 448,
     weights: Annotated[str, typer.Option("--weights", help="Base weights: 'imagenet' (Keras downloads them), 'none', or the path of a no-top MobileNetV2 .h5. Default imagenet.")] = "imagenet",
     validation_split: Annotated[float, typer.Option("--validation-split", help="Share of images held out for validation, stratified by count. Default 0.2.")] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the split, initial weights, shuffling and dropout. Default 0.")] = 0,
@@ -36,10 +37,14 @@ def train(
     patience: Annotated[int, typer.Option("--patience", min=0, help="Epochs without a lower validation loss before a phase stops. Default 8.", rich_help_panel=ADVANCED)] = 8,
     head_units: Annotated[int, typer.Option("--head-units", min=0, help="Hidden ReLU units in the head; 0 for a linear head. Default 256.", rich_help_panel=ADVANCED)] = 256,
     dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout rate before the output unit. Default 0.5.", rich_help_panel=ADVANCED)] = 0.5,
-    loss: Annotated[str, typer.Option("--loss", help="Training loss: mse (early stopping then tracks the validation RMSE) or huber (delta 1 face, less pull from the rare crowded photo). Default mse.", rich_help_panel=ADVANCED)] = "mse",
+    loss: Annotated[str, typer.Option("--loss", help="Training loss: mse (early stopping then tracks the validation RMSE) or huber (delta 1 face, less pull from the rare crowded photo). Default mse, which had the lower RMSE in cross-validation.", rich_help_panel=ADVANCED)] = "mse",
+    target: Annotated[str, typer.Option("--target", help="What the head fits: count, sqrt (square root of the count) or log (log of 1 + count). The model ends in the inverse, so it always outputs the count. Default count, which had the lowest RMSE in cross-validation.", rich_help_panel=ADVANCED)] = "count",
+    features_dir: Annotated[Path | None, typer.Option("--features-dir", help="Feature cache folder to use instead of RUN_DIR/features; runs with the same images, base, weights and input size can share one.", rich_help_panel=ADVANCED, show_default=False)] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into RUN_DIR/logs.", rich_help_panel=ADVANCED)] = False,
     stream: Annotated[bool | None, typer.Option("--stream/--in-memory", help="Stream images through tf.data, or hold them in memory. Default: stream above 2 GiB of preprocessed pixels.", rich_help_panel=DISTRIBUTED, show_default=False)] = None,
     strategy: Annotated[str, typer.Option("--strategy", help="default (one device), mirrored (all local GPUs) or multi-worker (cluster from TF_CONFIG). Batch and learning rate scale with the replicas.", rich_help_panel=DISTRIBUTED)] = "default",
+    folds: Annotated[int, typer.Option("--folds", help="Cross-validate instead of training one model: K folds stratified by count, one model per fold trained on the others with these settings. Writes cv.json, cv.md and predictions.csv into --out; the fold models are not kept. At least 2; 0 (default) trains one run.", rich_help_panel=CROSS_VALIDATION)] = 0,
+    cv_int8: Annotated[bool, typer.Option("--cv-int8", help="With --folds: also convert each fold's model to int8 (calibrated on its training folds) and report its RMSE against the float model's.", rich_help_panel=CROSS_VALIDATION)] = False,
 ) -> None:
     """Train a face-counting MobileNetV2 on a labelled folder.
 
@@ -58,6 +63,8 @@ def train(
         edgecount train --data big/ --out runs/big --stream --strategy mirrored --force
 
         edgecount train --resume runs/av
+
+        edgecount train --data data/av-faces --out runs/av-cv --folds 5 --cv-int8
     """
     from edgecount.training.config import TrainConfig
     from edgecount.training.run_folder import load_resume_config
@@ -79,6 +86,10 @@ def train(
         return
     if data is None or out is None:
         raise typer.BadParameter("--data and --out are required to start a run (or pass --resume RUN_DIR to continue one)")
+    if folds == 1 or folds < 0:
+        raise typer.BadParameter(f"--folds must be 0 (train one run) or at least 2, got {folds}; 5 is usual", param_hint="--folds")
+    if cv_int8 and not folds:
+        raise typer.BadParameter("--cv-int8 needs --folds K; convert a single run with: edgecount convert RUN_DIR --quantize int8", param_hint="--cv-int8")
     config = TrainConfig(
         data_dir=data, out_dir=out, alpha=alpha, image_size=image_size, weights=weights,
         validation_split=validation_split, seed=seed, batch_size=batch_size, epochs=epochs,
@@ -86,6 +97,7 @@ def train(
         fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
         head_units=head_units, dropout=dropout, loss=loss, stream=stream, strategy=strategy,
         augment=augment, strict=strict, force=force, tensorboard=tensorboard, verbose=2,
+        target=target, features_dir=features_dir,
     )
     # Keras draws a progress bar (verbose=1) only on a terminal without -q. Otherwise fit logs one
     # line per epoch (verbose=2), which is what a log file or CI output needs.
@@ -96,11 +108,38 @@ def train(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
 
+    if folds:
+        _cross_validate(config, folds, cv_int8, interactive)
+        return
     if interactive:
         document = _train_with_progress(config, run_training)
     else:
         document = run_training(config)
     _print_summary(out, document)
+
+
+def _cross_validate(config, folds: int, int8: bool, interactive: bool) -> None:
+    from edgecount.training.crossval import cross_validate
+
+    config.verbose = 2
+    if interactive:
+        document = _train_with_progress(config, lambda settings, on_step, _resume: cross_validate(settings, folds, int8, on_step))
+    else:
+        document = cross_validate(config, folds, int8)
+    summary = {
+        "cv": str(config.out_dir),
+        "folds": folds,
+        "rmse_mean": document["mean"]["rmse"]["mean"],
+        "rmse_std": document["mean"]["rmse"]["std"],
+        "mae_mean": document["mean"]["mae"]["mean"],
+        "bias_mean": document["mean"]["bias"]["mean"],
+        "rmse_15_plus": document["buckets"][-1]["rmse"],
+    }
+    if "int8" in document:
+        summary["int8_rmse_mean"] = document["int8"]["mean"]["rmse"]["mean"]
+        summary["int8_rmse_ratio_mean"] = (document["int8"]["rmse_ratio"] or {}).get("mean")
+    summary["seconds"] = document["timing"]["total_seconds"]
+    print(json.dumps(summary, indent=2))
 
 
 def _print_summary(out: Path, document: dict) -> None:
@@ -123,7 +162,7 @@ def _train_with_progress(config, run_training, resume: bool = False) -> dict:
             if stage.startswith("phase"):
                 return
             if stage not in tasks:
-                label = {"decode": "decoding images", "features": "base features"}.get(stage, stage)
+                label = {"decode": "decoding images", "features": "base features", "fold": "folds"}.get(stage, stage)
                 tasks[stage] = progress.add_task(label, total=total)
             progress.update(tasks[stage], completed=done)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecount.training.images import OnStep, create_image_stream
-from edgecount.training.model import find_base
+from edgecount.training.model import TRANSFORMED_OUTPUT, find_base, model_target
 
 _log = logging.getLogger(__name__)
 
@@ -35,11 +35,16 @@ def create_feature_extractor(model: Any) -> Any:
 
 
 def create_head_model(model: Any) -> Any:
-    """Build a Keras model from the pooled features to the count, sharing the counting model's head layers."""
+    """Build a Keras model from the pooled features to the head's unit, sharing the counting model's head layers.
+
+    The head model stops before the inverse target layers (see ``build_count_model``), so it predicts
+    the training target: the count, or its transform.
+    """
     import keras
 
     base = find_base(model)
-    head_layers = model.layers[model.layers.index(base) + 1 :]
+    fit_output = model.get_layer("count" if model_target(model) == "count" else TRANSFORMED_OUTPUT)
+    head_layers = model.layers[model.layers.index(base) + 1 : model.layers.index(fit_output) + 1]
     inputs = keras.Input(shape=(base.output.shape[-1],), dtype="float32", name="features")
     outputs = inputs
     for layer in head_layers:

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgecount.runtime import ImageDecodeError, load_image, preprocess
 from edgecount.training.augment import AugmentSettings, augment_image
+from edgecount.training.model import transform_counts
 
 _log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def create_augmented_dataset(
     entropy: list[int],
     settings: AugmentSettings | None,
     resize: Callable[[np.ndarray], np.ndarray],
+    target: str = "count",
 ) -> Any:
     """Build one epoch of phase 2 training batches, shuffled and augmented from a seed.
 
@@ -195,6 +197,8 @@ def create_augmented_dataset(
         entropy: seed of the epoch, for example ``[seed, phase, epoch]``.
         settings: the augmentation ranges, or None for none (only the shuffle).
         resize: turns a (cropped) image into the ``image_size`` square RGB uint8 model input.
+        target: the training target (see ``build_count_model``), applied to each count after any
+            recount. Default ``count``.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, counts, weights)`` batches: float32 pixels 0..255, float32
@@ -205,16 +209,19 @@ def create_augmented_dataset(
     tf = import_tensorflow("augmenting training images")
     order = np.asarray(rows)[np.random.default_rng(list(entropy)).permutation(len(rows))]
 
+    def transformed(count: float) -> np.float32:
+        return np.float32(transform_counts(np.float32(count), target))
+
     def make(row: Any) -> tuple[np.ndarray, np.float32, np.float32]:
         row = int(row)
         image, boxes, ok = load(row)
         if not ok:
-            return np.zeros((image_size, image_size, 3), np.float32), np.float32(counts[row]), np.float32(0.0)
+            return np.zeros((image_size, image_size, 3), np.float32), transformed(counts[row]), np.float32(0.0)
         if settings is None:
-            return resize(image).astype(np.float32), np.float32(counts[row]), np.float32(1.0)
+            return resize(image).astype(np.float32), transformed(counts[row]), np.float32(1.0)
         rng = np.random.default_rng([*entropy, row])
-        pixels, target = augment_image(image, float(counts[row]), rng, resize, boxes, settings)
-        return pixels, np.float32(target), np.float32(1.0)
+        pixels, recounted = augment_image(image, float(counts[row]), rng, resize, boxes, settings)
+        return pixels, transformed(recounted), np.float32(1.0)
 
     def element(row: Any) -> tuple[Any, Any, Any]:
         image, target, weight = tf.numpy_function(make, [row], [tf.float32, tf.float32, tf.float32], stateful=False)

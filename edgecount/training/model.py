@@ -1,14 +1,25 @@
-"""The counting network: MobileNetV2 on raw RGB pixels with a linear one-unit regression head."""
+"""The counting network: MobileNetV2 on raw RGB pixels with a one-unit regression head.
+
+With a transformed training target (``sqrt`` or ``log``), the head's unit predicts the transformed
+count and the model ends in the inverse transform, built from stock Keras layers. So every saved model
+outputs the count itself, and the converters and the runtime need to know nothing about the target.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecount.runtime.errors import EdgecountError
 from edgecount.tensorflow_import import import_tensorflow
 
 ALPHAS = (0.35, 0.5, 0.75, 1.0)
+# Training targets: the count itself, its square root, or log(1 + count).
+TARGETS = ("count", "sqrt", "log")
+# The head's output unit when the target is transformed; with the plain count target it is ``count``.
+TRANSFORMED_OUTPUT = "transformed_count"
 # Keras ships ImageNet weights for these input sizes; other sizes still load them by file path.
 KERAS_WEIGHT_SIZES = (96, 128, 160, 192, 224)
 
@@ -37,6 +48,7 @@ def build_count_model(
     weights: str | Path | None = "imagenet",
     dropout: float = 0.2,
     head_units: int = 0,
+    target: str = "count",
 ) -> Any:
     """Build the counting model.
 
@@ -52,22 +64,32 @@ def build_count_model(
             initialisation, or the path of a no-top ``.h5`` file. Default ``"imagenet"``.
         dropout: dropout rate before the head. Default 0.2.
         head_units: width of an optional hidden ReLU layer in the head; 0 (default) means none.
+        target: what the head's unit predicts: ``count`` (default), ``sqrt`` (the square root of the
+            count; the model ends in ``max(y, 0) ** 2``) or ``log`` (``log(1 + count)``; the model ends
+            in ``exp(y) - 1``). The model's output is the count in every case.
 
     Returns:
         An uncompiled ``keras.Model``; ``find_base`` returns its MobileNetV2 part.
 
     Raises:
-        ValueError: for an unsupported alpha or image size.
+        ValueError: for an unsupported alpha, image size or target.
         WeightsError: if the weights file is missing, does not match the alpha, or cannot be downloaded.
     """
     if alpha not in ALPHAS:
         raise ValueError(f"alpha must be one of {', '.join(map(str, ALPHAS))}, got {alpha}")
     if image_size < 32:
         raise ValueError(f"image_size must be at least 32 pixels, got {image_size}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     tf = import_tensorflow("building the counting model")
     keras = tf.keras
 
     weights_arg = _resolve_weights(weights, alpha, image_size)
+    # TODO: a head that predicts a count per feature-map cell and sums them. Average pooling hides how
+    # many faces the map holds, so crowded photos are undercounted: in 5-fold cross-validation on 2,800
+    # group photos the bias on the 21 photos with 15 or more faces was -4.7 faces at 448 pixels and -5.8
+    # at 320 (docs/training.md).
+    # Such a head needs the unpooled feature maps in the phase 1 cache.
     try:
         base = keras.applications.MobileNetV2(
             input_shape=(image_size, image_size, 3),
@@ -94,8 +116,64 @@ def build_count_model(
         x = keras.layers.Dense(head_units, activation="relu", name="head_hidden")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(1, activation=None, name="count")(x)
+    if target == "count":
+        outputs = keras.layers.Dense(1, activation=None, name="count")(x)
+    else:
+        outputs = _inverse_target(keras, keras.layers.Dense(1, activation=None, name=TRANSFORMED_OUTPUT)(x), target)
     return keras.Model(inputs, outputs, name=f"edgecount_mobilenetv2_{alpha}_{image_size}")
+
+
+def _inverse_target(keras: Any, transformed: Any, target: str) -> Any:
+    # Stock layers only, so a saved model loads without custom objects. All of them (RELU, MUL, EXP,
+    # and Rescaling's MUL and ADD) have int8 TFLite kernels, so an int8 model stays fully integer.
+    if target == "sqrt":
+        positive = keras.layers.ReLU(name="count_from_sqrt_relu")(transformed)
+        return keras.layers.Multiply(name="count")([positive, positive])
+    exponential = keras.layers.Activation("exponential", name="count_from_log_exp")(transformed)
+    return keras.layers.Rescaling(1.0, offset=-1.0, name="count")(exponential)
+
+
+def transform_counts(counts: np.ndarray, target: str) -> np.ndarray:
+    """Map counts to the training target: unchanged, ``sqrt(count)`` or ``log(1 + count)`` (float32)."""
+    counts = np.asarray(counts, np.float32)
+    if target == "sqrt":
+        return np.sqrt(np.maximum(counts, 0.0))
+    if target == "log":
+        return np.log1p(np.maximum(counts, 0.0))
+    return counts
+
+
+def inverse_target(values: np.ndarray, target: str) -> np.ndarray:
+    """Map head outputs back to counts, as the model's last layers do."""
+    values = np.asarray(values, np.float32)
+    if target == "sqrt":
+        return np.square(np.maximum(values, 0.0))
+    if target == "log":
+        return np.expm1(values)
+    return values
+
+
+def model_target(model: Any) -> str:
+    """Return the training target of a model from ``build_count_model``, read from its layer names."""
+    names = {layer.name for layer in model.layers}
+    if "count_from_sqrt_relu" in names:
+        return "sqrt"
+    if "count_from_log_exp" in names:
+        return "log"
+    return "count"
+
+
+def create_fit_model(model: Any) -> Any:
+    """Return the model that training fits: the counting model without its inverse target layers.
+
+    For the ``count`` target it is the model itself. For a transformed target it is a model that shares
+    every layer and ends at the head's unit, which is fitted to transformed counts.
+    """
+    if model_target(model) == "count":
+        return model
+    import keras
+
+    return keras.Model(model.input, model.get_layer(TRANSFORMED_OUTPUT).output, name=f"{model.name}_fit")
 
 
 def _resolve_weights(weights: str | Path | None, alpha: float, image_size: int) -> str | None:

@@ -91,6 +91,7 @@ def run_document(
             "phases": phases,
             "epochs": sum(phase["epochs_run"] for phase in phases),
             "loss": "huber (delta 1.0)" if config.loss == "huber" else "mse",
+            "target": config.target,
             "optimizer": "adam",
             "batch_size": config.batch_size,
             "global_batch_size": global_batch,
@@ -98,7 +99,7 @@ def run_document(
             "strategy": config.strategy,
             "patience": config.patience,
             "input_path": "tf.data stream" if stream else "in-memory",
-            "feature_cache": FEATURES_DIR,
+            "feature_cache": str(config.features_dir) if config.features_dir else FEATURES_DIR,
             "batch_norm": "frozen in both phases (inference mode)",
             "augmentation": (
                 "phase 2: horizontal flip, brightness, contrast, saturation and colour jitter, crops recounted from boxes"

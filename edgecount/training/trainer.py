@@ -55,7 +55,7 @@ from edgecount.training.images import (
     should_stream,
 )
 from edgecount.training.loop import EpochData, PhaseState, restore_training, run_phase
-from edgecount.training.model import build_count_model, find_base
+from edgecount.training.model import build_count_model, create_fit_model, find_base, inverse_target, transform_counts
 from edgecount.training.record import compute_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, check_output_dir, prepare_staging, publish_staging, staging_dir
 
@@ -133,7 +133,7 @@ def _train_with_strategy(
     replicas = int(strategy.num_replicas_in_sync)
     global_batch = config.batch_size * replicas
     with strategy.scope():
-        model = build_count_model(config.alpha, config.image_size, config.weights, config.dropout, config.head_units)
+        model = build_count_model(config.alpha, config.image_size, config.weights, config.dropout, config.head_units, config.target)
 
     # The last checkpoint of an interrupted run.
     store = CheckpointStore(staging / CHECKPOINTS_DIR)
@@ -159,6 +159,8 @@ def _train_with_strategy(
     train_rows = np.array([row_of[sample.path] for sample in train_set])
     validation_rows = np.array([row_of[sample.path] for sample in validation_set])
     counts = np.array([sample.count for sample in dataset.samples], dtype=np.float32)
+    # Both phases fit the training target; the model's last layers map it back to the count.
+    targets = transform_counts(counts, config.target)
     _log.info("training on %d images, validating on %d (%s input path)", len(train_set), len(validation_set), "tf.data" if stream else "in-memory")
 
     # Phase 1: the head on cached features, reshuffled from (seed, phase, epoch) every epoch.
@@ -171,16 +173,16 @@ def _train_with_strategy(
         if config.strategy == "multi-worker":
             patch_multi_worker_build(head, strategy)
         best = restore_training(model, head, arrays) if saved_phase == 1 else None
-    train_features, train_counts = features[train_rows], counts[train_rows]
+    train_features, train_targets = features[train_rows], targets[train_rows]
 
     # NOTE: tf.data datasets, not NumPy arrays, because Keras 3.15 fit under MultiWorkerMirroredStrategy
     # fails to convert the per-replica batches it makes from arrays.
     def phase_one_epoch(epoch: int) -> dict[str, Any]:
         order = np.random.default_rng([config.seed, 1, epoch]).permutation(len(train_rows))
-        return {"x": tf.data.Dataset.from_tensor_slices((train_features[order], train_counts[order])).batch(global_batch)}
+        return {"x": tf.data.Dataset.from_tensor_slices((train_features[order], train_targets[order])).batch(global_batch)}
 
     tf = import_tensorflow("edgecount train")
-    validation_features = tf.data.Dataset.from_tensor_slices((features[validation_rows], counts[validation_rows])).batch(global_batch)
+    validation_features = tf.data.Dataset.from_tensor_slices((features[validation_rows], targets[validation_rows])).batch(global_batch)
     if not state_one.finished:
         run_phase(
             head, model, state_one, phase_one_epoch, validation_features,
@@ -197,13 +199,14 @@ def _train_with_strategy(
         state_two = PhaseState.from_dict(saved["phase2"]) if saved_phase == 2 else PhaseState(2)
         with strategy.scope():
             unfrozen = _unfreeze_tail(model, config.fine_tune_layers)
-            _compile(model, config.loss, config.fine_tune_learning_rate * replicas)
+            fit_model = create_fit_model(model)
+            _compile(fit_model, config.loss, config.fine_tune_learning_rate * replicas)
             if config.strategy == "multi-worker":
-                patch_multi_worker_build(model, strategy)
-            best = restore_training(model, model, arrays) if saved_phase == 2 else None
+                patch_multi_worker_build(fit_model, strategy)
+            best = restore_training(model, fit_model, arrays) if saved_phase == 2 else None
         phase_two_epoch, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
         run_phase(
-            model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
+            fit_model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
             {"phase1": state_one.as_dict()}, {"phase1": phase_one_weights}, best, _callbacks(config, staging, 2), config.verbose, on_step,
         )
         record = phase_record(2, state_two.history, config.fine_tune_learning_rate * replicas, state_two.seconds, config.fine_tune_epochs)
@@ -229,7 +232,7 @@ def _train_with_strategy(
     if fine_tuned:
         predictions = _predict_images(model, dataset.samples, images, config, stream)
     else:
-        predictions = np.asarray(head.predict(features, batch_size=256, verbose=0), np.float32).reshape(-1)
+        predictions = inverse_target(np.asarray(head.predict(features, batch_size=256, verbose=0), np.float32).reshape(-1), config.target)
     predictions = np.maximum(predictions, 0.0)
     metrics = compute_metrics(predictions, counts, train_rows, validation_rows)
     timings["evaluate_seconds"] = round(time.perf_counter() - clock, 2)
@@ -257,7 +260,7 @@ def _compute_features(
     """
     paths = [sample.path for sample in dataset.samples]
     key = feature_cache_key(paths, config.alpha, config.image_size, config.weights, config.seed)
-    cache = FeatureCache(staging / FEATURES_DIR)
+    cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
     cached = cache.load(key, paths)
     extractor = create_feature_extractor(model)
     images = None
@@ -328,8 +331,12 @@ def _image_datasets(
     stream: bool,
     global_batch: int,
 ) -> tuple[EpochData, Any]:
-    """Return the phase 2 training data of an epoch (a function of the epoch) and the validation pipeline."""
+    """Return the phase 2 training data of an epoch (a function of the epoch) and the validation pipeline.
+
+    Both yield the training target of ``config.target``; ``counts`` are the true counts.
+    """
     samples, size = dataset.samples, config.image_size
+    targets = transform_counts(counts, config.target)
     settings = AugmentSettings() if config.augment else None
 
     # Each source returns (image, normalised boxes or None, ok) for a row, in the form its resize takes.
@@ -345,7 +352,7 @@ def _image_datasets(
         def resize(image: np.ndarray) -> np.ndarray:
             return resize_square(image, size)
 
-        validation_data = create_memory_dataset(images[validation_rows], counts[validation_rows], global_batch)
+        validation_data = create_memory_dataset(images[validation_rows], targets[validation_rows], global_batch)
     else:
         tf = import_tensorflow("streaming training images")
 
@@ -363,12 +370,12 @@ def _image_datasets(
             return preprocess(frame, (size, size))
 
         paths = [samples[row].path for row in validation_rows]
-        validation_data = create_image_stream(paths, counts[validation_rows], size, global_batch).map(
+        validation_data = create_image_stream(paths, targets[validation_rows], size, global_batch).map(
             lambda batch, batch_counts, ok: (batch, batch_counts, tf.cast(ok, tf.float32))
         )
 
     def epoch_data(epoch: int) -> dict[str, Any]:
-        return {"x": create_augmented_dataset(load, train_rows, counts, size, global_batch, [config.seed, 2, epoch], settings, resize)}
+        return {"x": create_augmented_dataset(load, train_rows, counts, size, global_batch, [config.seed, 2, epoch], settings, resize, config.target)}
 
     return epoch_data, validation_data
 

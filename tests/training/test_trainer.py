@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TRAIN_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8")
+# The log target runs the inverse layers through both phases, the metrics and the saved model.
+TRAIN_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "log")
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +79,19 @@ def test_train_run_json_contract(trained_run, weights_035: Path):
     assert phases[1]["epochs_run"] == 1
     assert "inference mode" in phases[1]["batch_norm"]
     assert run.config["split"]["train"] + run.config["split"]["validation"] == 36
+    assert run.config["training"]["target"] == "log"
     assert run.config["data"]["images"] == 36
     assert run.config["data"]["format"] == "labels-csv"
     assert run.config["edgecount_version"]
+
+
+def test_train_log_target_model_outputs_counts(trained_run):
+    from edgecount.runs import RunDir
+    from edgecount.training.model import model_target
+
+    model = RunDir(trained_run[0]).load_keras_model()
+    assert model_target(model) == "log"
+    assert model.layers[-1].name == "count"
 
 
 def test_train_skips_undecodable_image(trained_run):

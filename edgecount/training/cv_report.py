@@ -1,0 +1,60 @@
+"""The Markdown page ``cv.md`` of a cross-validation, rendered from its ``cv.json`` document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_cv_report(document: dict[str, Any]) -> str:
+    """Render ``cv.json`` as the Markdown page ``cv.md``: settings, per-fold table, mean and buckets."""
+    settings = document["settings"]
+    mean, pooled = document["mean"], document["pooled"]
+    if settings["fine_tune_layers"] and settings["fine_tune_epochs"]:
+        phase_two = f"fine-tuning of the last {settings['fine_tune_layers']} layers for up to {settings['fine_tune_epochs']} epochs"
+    else:
+        phase_two = "no fine-tuning"
+    lines = [
+        f"# {document['folds']}-fold cross-validation",
+        "",
+        f"MobileNetV2 alpha {settings['alpha']} at {settings['image_size']}x{settings['image_size']}, loss {settings['loss']}, "
+        f"target {settings['target']}, {phase_two}, {document['images']} images of {settings['data_dir']}.",
+        "",
+        document["method"] + ".",
+        "",
+        f"Mean over folds: RMSE {mean['rmse']['mean']:.3f} +- {mean['rmse']['std']:.3f}, MAE {mean['mae']['mean']:.3f} +- "
+        f"{mean['mae']['std']:.3f}, bias {mean['bias']['mean']:+.3f} +- {mean['bias']['std']:.3f} faces. "
+        f"Pooled out-of-fold: RMSE {pooled['rmse']:.3f}, MAE {pooled['mae']:.3f}, bias {pooled['bias']:+.3f}.",
+        "",
+    ]
+    int8 = document.get("int8")
+    header = "| fold | images | RMSE | MAE | bias | phase 1 epochs | fine-tuned |" + (" int8 RMSE | int8 / float |" if int8 else "") + " seconds |"
+    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in document["folds_detail"]:
+        cells = [str(row["fold"]), str(row["images"]), f"{row['rmse']:.3f}", f"{row['mae']:.3f}", f"{row['bias']:+.3f}",
+                 str(row["phase1_epochs"]), "yes" if row["fine_tuned"] else "no"]
+        if int8:
+            cells += [_number(row["int8"]["rmse"]), _number(row["int8_rmse_ratio"])]
+        cells.append(f"{row['seconds']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+
+    lines += ["", "Out-of-fold errors by true count:", "", "| faces | images | RMSE | MAE | bias |" + (" int8 RMSE | int8 bias |" if int8 else "")]
+    lines.append("|---|---|---|---|---|" + ("---|---|" if int8 else ""))
+    for position, row in enumerate(document["buckets"]):
+        cells = [row["bucket"], str(row["images"])] + [_number(row[key], signed=key == "bias") for key in ("rmse", "mae", "bias")]
+        if int8:
+            other = int8["buckets"][position]
+            cells += [_number(other["rmse"]), _number(other["bias"], signed=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if int8 and int8["rmse_ratio"]:
+        lines += ["", f"int8 (calibration: {int8['calibration']}): mean RMSE {int8['mean']['rmse']['mean']:.3f}, "
+                  f"int8/float RMSE ratio mean {int8['rmse_ratio']['mean']:.3f}, max {int8['rmse_ratio']['max']:.3f}."]
+    lines += ["", f"Fold models: {document['fold_models']}. Out-of-fold predictions: `{document['predictions_file']}`.", ""]
+    if "timing" in document:
+        lines += [f"Wall time {document['timing']['total_seconds']:.0f} s, of which features {document['timing']['features_seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:  # an empty bucket
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"

@@ -1,0 +1,179 @@
+"""Cross-validation through ``edgecount train --folds``: a real 2-fold run, the fold deal, and bad values."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CV_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "sqrt")
+
+
+@pytest.fixture(scope="module")
+def cv_dataset(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_labels) -> Path:
+    """A labels-csv folder of 40 real photos spread over the whole count range, crowded ones included."""
+    folder = tmp_path_factory.mktemp("cv_dataset")
+    (folder / "images").mkdir()
+    ordered = sorted(av_labels, key=lambda row: (row[1], row[0]))
+    rows = ordered[:: len(ordered) // 32][:32] + ordered[-8:]
+    for name, _ in rows:
+        os.symlink(av_faces_dir / "images" / name, folder / "images" / name)
+    (folder / "labels.csv").write_text("image,count\n" + "".join(f"{name},{count}\n" for name, count in rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory: pytest.TempPathFactory, cv_dataset: Path, weights_035: Path) -> tuple[Path, dict]:
+    """One real 2-fold cross-validation with phase 2 and int8 scoring; returns the folder and the printed summary."""
+    from edgecount.cli import main
+
+    out = tmp_path_factory.mktemp("cv") / "small-cv"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        try:
+            main(["train", "--data", str(cv_dataset), "--out", str(out), "--weights", str(weights_035), "--folds", "2", "--cv-int8", *CV_ARGS])
+        except SystemExit as exit_:
+            assert exit_.code in (0, None)
+    return out, json.loads(stdout.getvalue())
+
+
+def read_predictions(out: Path) -> list[dict[str, str]]:
+    with open(out / "predictions.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_crossval_writes_reports(cv_run):
+    out, summary = cv_run
+    for name in ("cv.json", "cv.md", "predictions.csv"):
+        assert (out / name).is_file(), name
+    assert list((out / "features").glob("*.npy"))
+    assert not list(out.glob("**/*.keras")), "fold models are not kept"
+    assert not list(out.glob("**/*.tflite"))
+    assert not (out.parent / f".{out.name}.partial").exists()
+    assert summary["folds"] == 2
+    assert summary["rmse_mean"] > 0
+    assert summary["int8_rmse_ratio_mean"] > 0
+
+
+def test_crossval_predicts_each_image_once(cv_run, cv_dataset: Path):
+    out, _ = cv_run
+    rows = read_predictions(out)
+    labelled = {row["image"]: float(row["count"]) for row in csv.DictReader(open(cv_dataset / "labels.csv"))}
+    names = [Path(row["path"]).name for row in rows]
+    assert sorted(names) == sorted(labelled)
+    assert all(float(row["true_count"]) == labelled[Path(row["path"]).name] for row in rows)
+    assert {row["fold"] for row in rows} == {"1", "2"}
+    assert abs(sum(row["fold"] == "1" for row in rows) - 20) <= 1
+    assert all(float(row["count"]) >= 0 and float(row["count_int8"]) >= 0 for row in rows)
+
+
+def test_crossval_metrics_match_predictions(cv_run):
+    out, _ = cv_run
+    document = json.loads((out / "cv.json").read_text())
+    rows = read_predictions(out)
+    errors = np.array([float(row["count"]) - float(row["true_count"]) for row in rows])
+    assert document["pooled"]["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), abs=1e-3)
+    assert document["pooled"]["bias"] == pytest.approx(errors.mean(), abs=1e-3)
+    fold_rmse = [row["rmse"] for row in document["folds_detail"]]
+    assert document["mean"]["rmse"]["mean"] == pytest.approx(np.mean(fold_rmse), abs=1e-3)
+    assert document["mean"]["rmse"]["std"] == pytest.approx(np.std(fold_rmse, ddof=1), abs=1e-3)
+    for fold in document["folds_detail"]:
+        assert fold["early_stopping_images"] + fold["train_images"] + fold["images"] == 40
+        assert fold["int8_rmse_ratio"] == pytest.approx(fold["int8"]["rmse"] / fold["rmse"], abs=1e-3)
+        assert [phase["phase"] for phase in fold["phases"]] == [1, 2]
+    assert document["settings"]["target"] == "sqrt"
+
+
+def test_crossval_bucket_table(cv_run):
+    out, _ = cv_run
+    document = json.loads((out / "cv.json").read_text())
+    rows = read_predictions(out)
+    buckets = {row["bucket"]: row for row in document["buckets"]}
+    assert list(buckets) == ["1-4", "5-9", "10-14", "15+"]
+    assert sum(row["images"] for row in buckets.values()) == 40
+    crowded = [float(row["count"]) - float(row["true_count"]) for row in rows if float(row["true_count"]) >= 15]
+    assert buckets["15+"]["images"] == len(crowded) > 0
+    assert buckets["15+"]["bias"] == pytest.approx(np.mean(crowded), abs=1e-3)
+    report = (out / "cv.md").read_text()
+    assert "| faces | images | RMSE | MAE | bias | int8 RMSE | int8 bias |" in report
+    assert "| 15+ | " in report
+    assert report.count("\n| 1 | ") == 1
+    assert report.count("\n| 2 | ") == 1
+
+
+def test_crossval_refuses_existing_folder(cv_run, cv_dataset: Path, run_cli):
+    out, _ = cv_run
+    code, _, err = run_cli("train", "--data", cv_dataset, "--out", out, "--folds", "2")
+    assert code == 1
+    assert "already exists; pass --force" in err
+
+
+def test_assign_folds_stratified():
+    from edgecount.training.crossval import assign_folds
+
+    counts = np.repeat(np.arange(1, 11), 10).astype(float)
+    folds = assign_folds(counts, 5, seed=3)
+    assert np.bincount(folds).tolist() == [20] * 5
+    for fold in range(5):
+        assert sorted(counts[folds == fold]) == sorted(np.repeat(np.arange(1, 11), 2))
+    assert np.array_equal(folds, assign_folds(counts, 5, seed=3))
+    assert not np.array_equal(folds, assign_folds(counts, 5, seed=4))
+
+
+def test_assign_folds_uneven_sizes():
+    from edgecount.training.crossval import assign_folds
+
+    folds = assign_folds(np.arange(23, dtype=float), 5)
+    assert sorted(np.bincount(folds, minlength=5).tolist()) == [4, 4, 5, 5, 5]
+
+
+@pytest.mark.parametrize(("folds", "fragment"), [(1, "at least 2"), (50, "more than the 40 usable images")])
+def test_assign_folds_bad_count(folds: int, fragment: str):
+    from edgecount.training.crossval import CrossValidationError, assign_folds
+
+    with pytest.raises(CrossValidationError, match=fragment):
+        assign_folds(np.ones(40), folds)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--folds", "1"), "--folds must be 0 (train one run) or at least 2, got 1"),
+        (("--folds", "-3"), "got -3"),
+        (("--cv-int8",), "--cv-int8 needs --folds K"),
+        (("--folds", "2", "--target", "cube"), "--target must be one of count, sqrt, log"),
+    ],
+)
+def test_train_folds_bad_options(run_cli, cv_dataset: Path, tmp_path: Path, args, fragment: str):
+    code, _, err = run_cli("train", "--data", cv_dataset, "--out", tmp_path / "cv", *args)
+    assert code == 2
+    assert fragment in " ".join(err.replace("│", " ").split())
+
+
+def test_train_too_many_folds(run_cli, cv_dataset: Path, tmp_path: Path):
+    code, _, err = run_cli("train", "--data", cv_dataset, "--out", tmp_path / "cv", "--folds", "41")
+    assert code == 1
+    assert "--folds 41 is more than the 40 usable images" in err
+    assert not (tmp_path / "cv").exists()
+
+
+def test_train_folds_rejects_other_strategy(run_cli, cv_dataset: Path, tmp_path: Path):
+    code, _, err = run_cli("train", "--data", cv_dataset, "--out", tmp_path / "cv", "--folds", "2", "--strategy", "mirrored")
+    assert code == 1
+    assert "--folds trains on one device only" in err
+
+
+def test_train_config_keeps_features_dir(tmp_path: Path):
+    from edgecount.training.config import TrainConfig
+
+    config = TrainConfig(data_dir=tmp_path, out_dir=tmp_path / "cv", features_dir=tmp_path / "cache", target="log")
+    restored = TrainConfig.from_dict(json.loads(json.dumps(config.as_dict())))
+    assert restored.features_dir == tmp_path / "cache"
+    assert restored.target == "log"
+    assert TrainConfig.from_dict({**config.as_dict(), "features_dir": None}).features_dir is None
