@@ -37,6 +37,7 @@ def convert_keras_model(
     mode: QuantMode | str,
     representative_dataset: RepresentativeDataset | None = None,
     bias_correction: bool = True,
+    float_reference: bytes | None = None,
 ) -> bytes:
     """Convert a Keras model to a TFLite FlatBuffer.
 
@@ -47,6 +48,8 @@ def convert_keras_model(
             ``[float32 (1, height, width, 3) array]`` lists, from ``representative_samples``.
         bias_correction: for ``int8``, correct each layer's bias towards the float32 model on the
             ``CORRECTION_SAMPLES`` calibration images spread over the dataset (``bias_correction``).
+        float_reference: the float32 model already converted from ``model``, which bias correction
+            compares with; converted here when None.
 
     Returns:
         The ``.tflite`` bytes, compacted (``compact.compact_model``). An ``int8`` model takes uint8
@@ -108,7 +111,7 @@ def convert_keras_model(
             )
         data = widen_count_range(data)
         if bias_correction:
-            float_model = convert_keras_model(model, QuantMode.FLOAT32)
+            float_model = float_reference or convert_keras_model(model, QuantMode.FLOAT32)
             data, _ = correct_int8_bias(data, float_model, spread_samples(representative_dataset, CORRECTION_SAMPLES))
     if mode is QuantMode.DYNAMIC:
         data = lower_single_scale_fully_connected(data)

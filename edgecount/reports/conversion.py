@@ -282,12 +282,18 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
     # Convert, measure, embed metadata and write each mode.
     report: dict[str, Any] = {"evaluation": evaluation, "keras": keras, "models": []}
     results: dict[str, dict[str, Any]] = {}
+    converted: dict[QuantMode, bytes] = {}
     for mode in settings.modes:
         settings.phase(f"converting to {mode.value} and evaluating it")
         with stdout_to_stderr():
             data = convert_keras_model(
-                keras_model, mode, dataset if mode is QuantMode.INT8 else None, bias_correction=settings.bias_correction
+                keras_model,
+                mode,
+                dataset if mode is QuantMode.INT8 else None,
+                bias_correction=settings.bias_correction,
+                float_reference=converted.get(QuantMode.FLOAT32),
             )
+        converted[mode] = data
         result, tensors = _measure(data, mode.value, images, keras_outputs, settings.backend)
         mode_calibration = None
         if mode is QuantMode.INT8:
