@@ -9,8 +9,7 @@ of 0.05 faces RMS), and leaves every other tensor as calibrated.
 
 This is exact for the ops allowed below: their int8 kernels derive the output rescaling from the
 tensors' scales when the model is loaded, so a new output scale changes only where the result is
-rounded. Ops with a fixed output scale (logistic, softmax, tanh) or that pass scales through
-(reshape, pooling) are left alone.
+rounded. A count made by any other op keeps its calibrated range.
 """
 
 from __future__ import annotations
@@ -26,8 +25,12 @@ _log = logging.getLogger(__name__)
 
 COUNT_RANGE_FACTOR = 2.0
 
-# Ops whose int8 kernels compute their requantization from the output tensor's scale at load time.
-RESCALABLE_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D", "ADD", "SUB", "MUL"})
+# Ops whose int8 kernels compute their requantization from the output tensor's scale at load time,
+# and that end a head with a linear count output.
+# NOTE: a head trained with --target sqrt or log ends in MUL or ADD after the transform's inverse. Its
+# count stays capped by the calibrated ranges of the tensors before that op, so widening only the last
+# one would cost resolution and gain nothing: those models keep the calibrated range.
+RESCALABLE_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D"})
 
 
 def widen_count_range(model_bytes: bytes, factor: float = COUNT_RANGE_FACTOR) -> bytes:

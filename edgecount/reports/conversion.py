@@ -297,7 +297,9 @@ def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:
         result, tensors = _measure(data, mode.value, images, keras_outputs, settings.backend)
         mode_calibration = None
         if mode is QuantMode.INT8:
-            mode_calibration = {**calibration, "bias_correction": settings.bias_correction, "bias_correction_images": CORRECTION_SAMPLES}
+            mode_calibration = {**calibration, "bias_correction": settings.bias_correction}
+            if settings.bias_correction:
+                mode_calibration["bias_correction_images"] = CORRECTION_SAMPLES
         metadata = _metadata(mode.value, run, input_size, tensors, result, keras, evaluation, mode_calibration, {})
         final = embed_metadata(data, metadata)
         write_model_file(destinations[mode.value], final, force=settings.force)

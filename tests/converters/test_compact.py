@@ -141,3 +141,32 @@ def _count_quantization(data: bytes) -> tuple[float, int]:
     dequantize = producers[int(subgraph.outputs[0])]
     quantization = subgraph.tensors[int(dequantize.inputs[0])].quantization
     return float(quantization.scale[0]), int(quantization.zeroPoint[0])
+
+
+def test_widen_count_range_transformed_head_unchanged() -> None:
+    import tensorflow as tf
+
+    keras = tf.keras
+    inputs = keras.Input(shape=(8, 8, 3), dtype="float32")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    root = keras.layers.ReLU()(keras.layers.Dense(1)(x))
+    # The inverse of a square-root target, as --target sqrt builds it: the count is root * root.
+    count = keras.layers.Multiply()([root, root])
+    model = keras.Model(inputs, count)
+    rng = np.random.default_rng(0)
+
+    def dataset():
+        for _ in range(8):
+            yield [rng.uniform(0, 255, size=(1, 8, 8, 3)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.float32
+    with contextlib.redirect_stdout(io.StringIO()):
+        data = bytes(converter.convert())
+
+    assert widen_count_range(data) == data
