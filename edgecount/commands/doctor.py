@@ -56,8 +56,9 @@ def format_report(report: dict[str, Any]) -> str:
 
     def section(title: str, rows: list[tuple[str, Any]]) -> None:
         lines.append(title)
+        width = max([16, *(len(key) + 2 for key, _ in rows)])
         for key, value in rows:
-            lines.append(f"  {key:<16}{value}")
+            lines.append(f"  {key:<{width}}{value}")
         lines.append("")
 
     machine = report["platform"]
@@ -129,6 +130,8 @@ def format_report(report: dict[str, Any]) -> str:
     if model is not None:
         if model["loaded"]:
             metadata = model["metadata"] or {}
+            # One row per metadata entry: the whole dictionary on one line was too long to read.
+            metadata_rows = [(f"metadata.{key}", _metadata_text(value)) for key, value in sorted(metadata.items())]
             section(
                 "Model",
                 [
@@ -137,7 +140,7 @@ def format_report(report: dict[str, Any]) -> str:
                     ("quantization", model["quantization"]),
                     ("input", _tensor_text(model["input"])),
                     ("output", _tensor_text(model["output"])),
-                    ("metadata", ", ".join(f"{key}={value}" for key, value in sorted(metadata.items())) or "none"),
+                    *(metadata_rows or [("metadata", "none")]),
                     ("test inference", f"{model['first_inference_ms']} ms on a gray frame (first run, includes warm-up), count {model['test_count']}"),
                 ],
             )
@@ -153,6 +156,15 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  {problem['level']}: {problem['message']}")
             lines.append(f"    fix: {problem['fix']}")
     return "\n".join(lines)
+
+
+def _metadata_text(value: object) -> str:
+    """Format one metadata value: a dictionary as ``key=value`` pairs, a list comma-separated."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_metadata_text(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, list):
+        return "[" + ", ".join(_metadata_text(item) for item in value) + "]"
+    return str(value)
 
 
 def _tensor_text(tensor: dict[str, Any]) -> str:

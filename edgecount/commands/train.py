@@ -90,6 +90,10 @@ def train(
         raise typer.BadParameter(f"--folds must be 0 (train one run) or at least 2, got {folds}; 5 is usual", param_hint="--folds")
     if cv_int8 and not folds:
         raise typer.BadParameter("--cv-int8 needs --folds K; convert a single run with: edgecount convert RUN_DIR --quantize int8", param_hint="--cv-int8")
+    if folds and strategy != "default":
+        raise typer.BadParameter(f"--folds trains on one device only, got --strategy {strategy}; drop --strategy", param_hint="--strategy")
+    if folds and tensorboard:
+        raise typer.BadParameter("--folds does not write TensorBoard logs; drop --tensorboard", param_hint="--tensorboard")
     config = TrainConfig(
         data_dir=data, out_dir=out, alpha=alpha, image_size=image_size, weights=weights,
         validation_split=validation_split, seed=seed, batch_size=batch_size, epochs=epochs,

@@ -234,7 +234,7 @@ def _cross_validate_in_staging(
         if on_step is not None:
             on_step("fold", fold + 1, folds)
 
-    # Every image was held out exactly once, so the pooled predictions cover the whole dataset.
+    # Each image belongs to exactly one held-out fold, so every prediction must be set by now.
     if np.isnan(predictions).any():
         raise RuntimeError(f"{int(np.isnan(predictions).sum())} images got no out-of-fold prediction; the fold assignment is broken")
     document = _cv_document(config, folds, int8, dataset, counts, predictions, int8_predictions, fold_rows, stream)

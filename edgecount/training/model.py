@@ -86,9 +86,9 @@ def build_count_model(
 
     weights_arg = _resolve_weights(weights, alpha, image_size)
     # TODO: a head that predicts a count per feature-map cell and sums them. Average pooling hides how
-    # many faces the map holds, so crowded photos are undercounted: in 5-fold cross-validation on 2,800
-    # group photos the bias on the 21 photos with 15 or more faces was -4.7 faces at 448 pixels and -5.8
-    # at 320 (docs/training.md).
+    # many faces the map holds, so crowded photos are undercounted. In 5-fold cross-validation on 2,800
+    # group photos, the bias on the 21 photos with 15 or more faces was -4.7 faces at 448 pixels and
+    # -5.8 at 320 (docs/training.md).
     # Such a head needs the unpooled feature maps in the phase 1 cache.
     try:
         base = keras.applications.MobileNetV2(

@@ -81,7 +81,9 @@ def test_doctor_model_text_lists_metadata(run_cli, tiny_run: Path):
     assert code == 0
     assert "Model" in out
     assert "float32 [1, 96, 96, 3]" in out
-    assert "quantization=float32" in out
+    assert "metadata.quantization" in out
+    assert "metadata.input_size" in out
+    assert "[96, 96]" in out
     assert "test inference" in out
 
 
