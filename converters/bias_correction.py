@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecount.converters.compact import FUSED_NAME_SEPARATOR, pack_model
+from edgecount.converters.compact import first_op_name, pack_model
+from edgecount.converters.ops import operator_name
+from edgecount.runtime.model import TensorSpec, quantize
 from edgecount.tensorflow_import import import_tensorflow
 
 _log = logging.getLogger(__name__)
@@ -102,18 +104,12 @@ def spread_samples(representative_dataset: Any, limit: int) -> list[np.ndarray]:
     return [samples[int(position)] for position in np.linspace(0, len(samples) - 1, limit)]
 
 
-def _op_name(model: Any, op: Any, names: dict[int, str]) -> str:
-    code = model.operatorCodes[op.opcodeIndex]
-    return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "")
-
-
 def _correctable_layers(model: Any, schema: Any) -> list[Any]:
     """List the ops with a per-channel int32 bias, in graph order."""
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     subgraph = model.subgraphs[0]
     layers = []
     for op in subgraph.operators:
-        if _op_name(model, op, names) not in CORRECTED_OPS or len(op.inputs) < 3 or op.inputs[2] < 0:
+        if operator_name(model, op) not in CORRECTED_OPS or len(op.inputs) < 3 or op.inputs[2] < 0:
             continue
         bias = subgraph.tensors[op.inputs[2]]
         output = subgraph.tensors[op.outputs[0]]
@@ -124,11 +120,6 @@ def _correctable_layers(model: Any, schema: Any) -> list[Any]:
 
 def _tensor_name(tensor: Any) -> str:
     return tensor.name.decode("utf-8") if isinstance(tensor.name, bytes) else str(tensor.name)
-
-
-def _first_op_name(name: str) -> str:
-    """Reduce a fused tensor name to its first op, so compacted and converter names match."""
-    return name.split(FUSED_NAME_SEPARATOR, 1)[0]
 
 
 def _debug_interpreter(model_bytes: bytes) -> Any:
@@ -145,33 +136,29 @@ def _debug_interpreter(model_bytes: bytes) -> Any:
 
 
 def _run(interpreter: Any, sample: np.ndarray) -> None:
-    detail = interpreter.get_input_details()[0]
-    if detail["dtype"] == np.float32:
-        value = sample.astype(np.float32)
-    else:
-        scale, zero_point = detail["quantization"]
-        info = np.iinfo(detail["dtype"])
-        value = np.clip(np.round(sample / (scale or 1.0) + zero_point), info.min, info.max).astype(detail["dtype"])
-    interpreter.set_tensor(detail["index"], value)
+    """Feed one float32 sample of pixels in 0..255 through the interpreter, quantized as the runtime does."""
+    spec = TensorSpec.from_details(interpreter.get_input_details()[0])
+    interpreter.set_tensor(spec.index, quantize(sample, spec))
     interpreter.invoke()
 
 
 def _float_channel_means(float_model: bytes, model: Any, layers: list[Any], samples: Sequence[np.ndarray]) -> tuple[list[Any], np.ndarray]:
     """Compute each layer's per-channel mean output in the float32 model, matched by tensor name.
 
-    Names are compared by their first op (``compact.shorten_fused_names``). The int8 tensor that is dequantized into the model output has no float twin by name, so it is
+    Names are compared by their first op (``compact.first_op_name``). The int8 tensor that is
+    dequantized into the model output has no float twin by name, so it is
     matched with the float model's output. A layer without a match gets None and is not corrected.
     """
     subgraph = model.subgraphs[0]
     interpreter = _debug_interpreter(float_model)
-    by_name = {_first_op_name(detail["name"]): detail["index"] for detail in interpreter.get_tensor_details()}
+    by_name = {first_op_name(detail["name"]): detail["index"] for detail in interpreter.get_tensor_details()}
     output_index = interpreter.get_output_details()[0]["index"]
     dequantized_output = {int(op.inputs[0]) for op in subgraph.operators if list(op.outputs) == list(subgraph.outputs)}
 
     indices = []
     for op in layers:
         tensor_index = int(op.outputs[0])
-        name = _first_op_name(_tensor_name(subgraph.tensors[tensor_index]))
+        name = first_op_name(_tensor_name(subgraph.tensors[tensor_index]))
         indices.append(output_index if tensor_index in dequantized_output else by_name.get(name))
 
     sums: list[Any] = [None] * len(layers)

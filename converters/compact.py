@@ -62,7 +62,12 @@ def shorten_fused_names(model: Any) -> None:
         for tensor in subgraph.tensors or []:
             name = tensor.name.decode("utf-8") if isinstance(tensor.name, bytes) else tensor.name
             if name and FUSED_NAME_SEPARATOR in name:
-                tensor.name = name.split(FUSED_NAME_SEPARATOR, 1)[0]
+                tensor.name = first_op_name(name)
+
+
+def first_op_name(name: str) -> str:
+    """Return the first op's part of a fused tensor name (``a;b;c`` gives ``a``)."""
+    return name.split(FUSED_NAME_SEPARATOR, 1)[0]
 
 
 def _vector_sharing_builder() -> Any:

@@ -7,12 +7,29 @@ conversion succeeds. ``float_ops`` finds such ops, so that an int8 conversion ca
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from typing import Any
 
 from edgecount.tensorflow_import import import_tensorflow
 
 # Ops that convert between float and integer tensors at the model's edges; they are expected in an int8 model.
 _BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+
+
+def operator_name(model: Any, operator: Any) -> str:
+    """Return the builtin op name (``CONV_2D``, ...) of an operator in a ``schema_py_generated.ModelT``, or ``CUSTOM``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = _builtin_names(schema)
+    code = model.operatorCodes[operator.opcodeIndex]
+    # Builtin codes above 127 are stored only in builtinCode; older ones in deprecatedBuiltinCode too.
+    return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+
+
+@functools.cache
+def _builtin_names(schema: Any) -> dict[int, str]:
+    return {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
 def float_ops(model_bytes: bytes) -> Counter[str]:
@@ -30,15 +47,12 @@ def float_ops(model_bytes: bytes) -> Counter[str]:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
-    op_names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     float32 = schema.TensorType.FLOAT32
 
     found: Counter[str] = Counter()
     for subgraph in model.subgraphs:
         for operator in subgraph.operators:
-            code = model.operatorCodes[operator.opcodeIndex]
-            # Builtin codes above 127 are stored only in builtinCode; older ones in deprecatedBuiltinCode too.
-            name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            name = operator_name(model, operator)
             if name in _BOUNDARY_OPS:
                 continue
             tensors = [index for index in list(operator.inputs) + list(operator.outputs) if index >= 0]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.converters.ops import operator_name
 from edgecount.tensorflow_import import import_tensorflow
 
 _log = logging.getLogger(__name__)
@@ -68,19 +69,14 @@ def widen_count_range(model_bytes: bytes, factor: float = COUNT_RANGE_FACTOR) ->
 
 def _count_tensor(model: Any, schema: Any) -> Any:
     """Find the int8 tensor dequantized into the model's single output; None when it cannot be rescaled."""
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     subgraph = model.subgraphs[0]
     if len(subgraph.outputs) != 1:
         return None
     operators = subgraph.operators or []
 
-    def op_name(op: Any) -> str:
-        code = model.operatorCodes[op.opcodeIndex]
-        return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "")
-
     producers = {int(out): op for op in operators for out in op.outputs}
     dequantize = producers.get(int(subgraph.outputs[0]))
-    if dequantize is None or op_name(dequantize) != "DEQUANTIZE":
+    if dequantize is None or operator_name(model, dequantize) != "DEQUANTIZE":
         return None
     count_index = int(dequantize.inputs[0])
     consumers = [op for op in operators if count_index in [int(i) for i in op.inputs]]
@@ -89,7 +85,7 @@ def _count_tensor(model: Any, schema: Any) -> Any:
     quantization = tensor.quantization
     if (
         maker is None
-        or op_name(maker) not in RESCALABLE_OPS
+        or operator_name(model, maker) not in RESCALABLE_OPS
         or len(consumers) != 1
         or tensor.type != schema.TensorType.INT8
         or quantization is None
