@@ -28,7 +28,7 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Maximum phase 1 epochs (head on cached features); early stopping usually ends sooner. Default 100.")] = 100,
     fine_tune_layers: Annotated[int, typer.Option("--fine-tune-layers", min=0, help="Trailing MobileNetV2 layers unfrozen in phase 2; 0 skips fine-tuning. Default 12: the last inverted residual block (block_16) and the 1280-channel convolution.")] = 12,
     fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="Maximum phase 2 epochs over the images; 0 skips fine-tuning. Default 2.")] = 2,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment phase 2 images: flips, colour and brightness jitter, and crops recounted from face boxes when the dataset has them. Default on.")] = True,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment: phase 1 takes the features of each image or of its mirror image at random (a second feature pass), phase 2 flips, jitters colour and brightness, and crops recounted from face boxes when the dataset has them. Default on.")] = True,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad row or image instead of skipping it with a warning.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run folder.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per step and replica. Default 32.", rich_help_panel=ADVANCED)] = 32,
@@ -166,7 +166,7 @@ def _train_with_progress(config, run_training, resume: bool = False) -> dict:
             if stage.startswith("phase"):
                 return
             if stage not in tasks:
-                label = {"decode": "decoding images", "features": "base features", "fold": "folds"}.get(stage, stage)
+                label = {"decode": "decoding images", "features": "base features", "mirrored-features": "mirrored base features", "fold": "folds"}.get(stage, stage)
                 tasks[stage] = progress.add_task(label, total=total)
             progress.update(tasks[stage], completed=done)
 

@@ -57,8 +57,10 @@ class TrainConfig:
             are judged by) or ``huber`` (delta 1 face, less pull from the rare crowded photo).
         target: what the head fits: ``count``, ``sqrt`` (square root of the count) or ``log``
             (``log(1 + count)``). The model ends in the inverse transform, so it always outputs the count.
-        augment: augment phase 2 images with flips, colour and brightness jitter, and (when the dataset
-            has boxes) crops recounted from the boxes; see ``edgecount.training.augment``.
+        augment: in phase 1, train on the features of each image or of its mirror image at random (the
+            mirrored features cost a second feature pass); in phase 2, augment images with flips, colour
+            and brightness jitter, and (when the dataset has boxes) crops recounted from the boxes; see
+            ``edgecount.training.augment``.
         stream: True streams images through ``tf.data``, False keeps them in memory, None chooses by size.
         strategy: ``default``, ``mirrored`` or ``multi-worker``.
         strict: fail on the first bad row or image instead of skipping it.

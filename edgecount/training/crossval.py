@@ -201,7 +201,7 @@ def _cross_validate_in_staging(
     stream = should_stream(len(dataset.samples), config.image_size) if config.stream is None else config.stream
     clock = time.perf_counter()
     model = build_count_model(config.alpha, config.image_size, config.weights, config.dropout, config.head_units, config.target)
-    features, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
+    features, mirrored, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
     features_seconds = time.perf_counter() - clock
     del model
     samples = list(dataset.samples)
@@ -217,7 +217,7 @@ def _cross_validate_in_staging(
         clock = time.perf_counter()
         held_out = np.flatnonzero(assignment == fold)
         training = np.flatnonzero(assignment != fold)
-        result = _train_fold(config, dataset, features, images, sizes, counts, training, held_out, stream, fold, folds)
+        result = _train_fold(config, dataset, features, mirrored, images, sizes, counts, training, held_out, stream, fold, folds)
         predictions[held_out] = result["predictions"]
         row = {"fold": fold + 1, **error_metrics(result["predictions"], counts[held_out]), **result["record"]}
         if int8_predictions is not None:
@@ -256,6 +256,7 @@ def _train_fold(
     config: TrainConfig,
     dataset: LabelledDataset,
     features: np.ndarray,
+    mirrored: np.ndarray | None,
     images: np.ndarray | None,
     sizes: dict[Path, tuple[int, int]],
     counts: np.ndarray,
@@ -268,7 +269,7 @@ def _train_fold(
     """Train one fold's model as ``edgecount train`` does and return its held-out predictions and record."""
     import keras
 
-    from edgecount.training.features import create_head_model
+    from edgecount.training.features import choose_mirrored, create_head_model
     from edgecount.training.trainer import _compile, _image_datasets, _predict_images, _unfreeze_tail
 
     tf = import_tensorflow("edgecount train --folds")
@@ -292,8 +293,9 @@ def _train_fold(
     _compile(head, config.loss, config.learning_rate)
 
     def phase_one_epoch(epoch: int) -> dict[str, Any]:
-        order = train_rows[np.random.default_rng([config.seed, 1, epoch]).permutation(len(train_rows))]
-        return {"x": tf.data.Dataset.from_tensor_slices((features[order], targets[order])).batch(batch)}
+        rng = np.random.default_rng([config.seed, 1, epoch])
+        order = train_rows[rng.permutation(len(train_rows))]
+        return {"x": tf.data.Dataset.from_tensor_slices((choose_mirrored(features, mirrored, order, rng), targets[order])).batch(batch)}
 
     validation_features = tf.data.Dataset.from_tensor_slices((features[validation_rows], targets[validation_rows])).batch(batch)
     state_one = PhaseState(1)

@@ -2,7 +2,9 @@
 
 With the MobileNetV2 base frozen (batch norm in inference mode, no dropout inside the base), its pooled
 output for an image never changes, so phase 1 trains the head on these vectors instead of running the
-base every epoch.
+base every epoch. With augmentation on, the features of each image mirrored left to right are cached
+too, and every epoch takes one of the two versions of each training image at random: the flip
+augmentation of phase 2, at the cost of a second feature pass.
 """
 
 from __future__ import annotations
@@ -52,11 +54,18 @@ def create_head_model(model: Any) -> Any:
     return keras.Model(inputs, outputs, name="head")
 
 
-def features_from_images(extractor: Any, images: np.ndarray, batch_size: int = 64, on_step: OnStep | None = None) -> np.ndarray:
-    """Run the frozen base over uint8 images in memory and return float32 features, one row per image."""
+def features_from_images(
+    extractor: Any, images: np.ndarray, batch_size: int = 64, on_step: OnStep | None = None, mirrored: bool = False
+) -> np.ndarray:
+    """Run the frozen base over uint8 images in memory and return float32 features, one row per image.
+
+    With ``mirrored``, each image is flipped left to right first.
+    """
     rows = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype(np.float32)
+        if mirrored:
+            batch = batch[:, :, ::-1]
         rows.append(np.asarray(extractor(batch, training=False), dtype=np.float32))
         if on_step is not None:
             on_step("features", min(start + batch_size, len(images)), len(images))
@@ -65,9 +74,9 @@ def features_from_images(extractor: Any, images: np.ndarray, batch_size: int = 6
 
 
 def features_from_stream(
-    extractor: Any, paths: list[Path], image_size: int, batch_size: int = 64, on_step: OnStep | None = None
+    extractor: Any, paths: list[Path], image_size: int, batch_size: int = 64, on_step: OnStep | None = None, mirrored: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the frozen base over images decoded by the ``tf.data`` stream.
+    """Run the frozen base over images decoded by the ``tf.data`` stream (flipped left to right with ``mirrored``).
 
     Returns:
         ``(features, ok)``: float32 features in ``paths`` order (zeros for failed images) and a bool
@@ -75,6 +84,8 @@ def features_from_stream(
     """
     rows, flags, done = [], [], 0
     for images, _, ok in create_image_stream(paths, None, image_size, batch_size):
+        if mirrored:
+            images = images[:, :, ::-1]
         rows.append(np.asarray(extractor(images, training=False), dtype=np.float32))
         flags.append(ok.numpy())
         done += len(flags[-1])
@@ -89,10 +100,11 @@ def features_from_stream(
     return features, ok
 
 
-def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights: str, seed: int) -> str:
+def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights: str, seed: int, mirrored: bool = False) -> str:
     """Return a hash that changes with the images (path, size, mtime), the preprocessing, the base and its weights.
 
-    Random weights (``none``) depend on the seed, so the seed is part of the key only then.
+    Random weights (``none``) depend on the seed, so the seed is part of the key only then. The features
+    of mirrored images get a key of their own.
     """
     import keras
 
@@ -112,6 +124,8 @@ def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights:
     }
     if weights == "none":
         header["seed"] = seed
+    if mirrored:
+        header["mirrored"] = True
     hasher.update(json.dumps(header, sort_keys=True).encode())
     for path in paths:
         try:
@@ -158,3 +172,17 @@ class FeatureCache:
         os.replace(temporary, self.folder / f"{key}.npy")
         index = {"paths": [str(path) for path in paths], "failures": {str(path): reason for path, reason in failures.items()}}
         write_json_atomically(self.folder / f"{key}.json", index)
+
+
+def choose_mirrored(features: np.ndarray, mirrored: np.ndarray | None, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return the feature rows ``rows``, each taken from ``mirrored`` instead with probability one half.
+
+    This is the flip augmentation of phase 1. Without mirrored features the rows are returned unchanged
+    and ``rng`` is not used.
+    """
+    chosen = features[rows]
+    if mirrored is None:
+        return chosen
+    flips = rng.random(len(rows)) < 0.5
+    chosen[flips] = mirrored[rows[flips]]
+    return chosen

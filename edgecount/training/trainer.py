@@ -37,6 +37,7 @@ from edgecount.training.distribute import create_strategy, multi_worker_fit_fixe
 from edgecount.training.features import (
     FEATURES_DIR,
     FeatureCache,
+    choose_mirrored,
     create_feature_extractor,
     create_head_model,
     feature_cache_key,
@@ -147,7 +148,7 @@ def _train_with_strategy(
     # Features of every image, computed once (or read from the cache); undecodable images are dropped here.
     stream = should_stream(len(dataset.samples), config.image_size) if config.stream is None else config.stream
     clock = time.perf_counter()
-    features, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
+    features, mirrored, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
     timings["features_seconds"] = round(time.perf_counter() - clock, 2)
     if on_step is not None:
         on_step("features-done", 1, 1)
@@ -163,7 +164,7 @@ def _train_with_strategy(
     targets = transform_counts(counts, config.target)
     _log.info("training on %d images, validating on %d (%s input path)", len(train_set), len(validation_set), "tf.data" if stream else "in-memory")
 
-    # Phase 1: the head on cached features, reshuffled from (seed, phase, epoch) every epoch.
+    # Phase 1: the head on cached features, reshuffled and flipped from (seed, phase, epoch) every epoch.
     history: list[dict[str, Any]] = []
     phases: list[dict[str, Any]] = []
     state_one = PhaseState.from_dict(saved["phase1"]) if saved else PhaseState(1)
@@ -173,13 +174,15 @@ def _train_with_strategy(
         if config.strategy == "multi-worker":
             patch_multi_worker_build(head, strategy)
         best = restore_training(model, head, arrays) if saved_phase == 1 else None
-    train_features, train_targets = features[train_rows], targets[train_rows]
+    train_targets = targets[train_rows]
 
     # NOTE: tf.data datasets, not NumPy arrays, because Keras 3.15 fit under MultiWorkerMirroredStrategy
     # fails to convert the per-replica batches it makes from arrays.
     def phase_one_epoch(epoch: int) -> dict[str, Any]:
-        order = np.random.default_rng([config.seed, 1, epoch]).permutation(len(train_rows))
-        return {"x": tf.data.Dataset.from_tensor_slices((train_features[order], train_targets[order])).batch(global_batch)}
+        rng = np.random.default_rng([config.seed, 1, epoch])
+        order = rng.permutation(len(train_rows))
+        epoch_features = choose_mirrored(features, mirrored, train_rows[order], rng)
+        return {"x": tf.data.Dataset.from_tensor_slices((epoch_features, train_targets[order])).batch(global_batch)}
 
     tf = import_tensorflow("edgecount train")
     validation_features = tf.data.Dataset.from_tensor_slices((features[validation_rows], targets[validation_rows])).batch(global_batch)
@@ -252,16 +255,20 @@ def _train_with_strategy(
 
 def _compute_features(
     model: Any, dataset: LabelledDataset, config: TrainConfig, staging: Path, stream: bool, on_step: OnStep | None
-) -> tuple[np.ndarray, np.ndarray | None, dict[Path, tuple[int, int]]]:
-    """Return features aligned with ``dataset.samples`` and, on the in-memory path, the decoded images.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict[Path, tuple[int, int]]]:
+    """Return features aligned with ``dataset.samples``, their mirrored twins and, in memory, the decoded images.
 
-    The third value maps each decoded image to its ``(width, height)`` before resizing (in-memory path
-    only), which face boxes in pixels are normalised by for recounted crops.
+    The second value holds the features of every image flipped left to right when ``config.augment``
+    is on, else None. The fourth maps each decoded image to its ``(width, height)`` before resizing
+    (in-memory path only), which face boxes in pixels are normalised by for recounted crops.
     """
     paths = [sample.path for sample in dataset.samples]
-    key = feature_cache_key(paths, config.alpha, config.image_size, config.weights, config.seed)
     cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
+    key = feature_cache_key(paths, config.alpha, config.image_size, config.weights, config.seed)
+    mirrored_key = feature_cache_key(paths, config.alpha, config.image_size, config.weights, config.seed, mirrored=True)
     cached = cache.load(key, paths)
+    cached_mirrored = cache.load(mirrored_key, paths) if config.augment else None
+    needs_mirrored_pass = config.augment and cached_mirrored is None
     extractor = create_feature_extractor(model)
     images = None
     sizes: dict[Path, tuple[int, int]] = {}
@@ -269,8 +276,8 @@ def _compute_features(
     if cached is not None:
         features, failures = cached
         _log.info("reusing cached features %s/%s.npy", FEATURES_DIR, key)
-        # Phase 2 in memory still needs the pixels.
-        if config.fine_tunes and not stream:
+        # Phase 2 and the mirrored pass in memory still need the pixels.
+        if not stream and (config.fine_tunes or needs_mirrored_pass):
             images, _ = load_images([path for path in paths if path not in failures], config.image_size, on_step, sizes=sizes)
     elif stream:
         features, ok = features_from_stream(extractor, paths, config.image_size, 64, on_step)
@@ -278,15 +285,33 @@ def _compute_features(
         cache.save(key, paths, features, failures)
     else:
         images, failures = load_images(paths, config.image_size, on_step, sizes=sizes)
-        good = features_from_images(extractor, images, 64, on_step)
-        features = np.zeros((len(paths), good.shape[1]), np.float32)
-        features[[path not in failures for path in paths]] = good
+        features = _spread_rows(features_from_images(extractor, images, 64, on_step), paths, failures)
         cache.save(key, paths, features, failures)
 
     keep = np.array([path not in failures for path in paths], dtype=bool)
+    mirrored = None
+    if cached_mirrored is not None:
+        _log.info("reusing cached mirrored features %s/%s.npy", FEATURES_DIR, mirrored_key)
+        mirrored = cached_mirrored[0]
+    elif needs_mirrored_pass:
+        mirrored_step = None if on_step is None else lambda stage, done, total: on_step("mirrored-features", done, total)
+        if stream:
+            mirrored, _ = features_from_stream(extractor, paths, config.image_size, 64, mirrored_step, mirrored=True)
+            mirrored[~keep] = 0.0
+        else:
+            mirrored = _spread_rows(features_from_images(extractor, images, 64, mirrored_step, mirrored=True), paths, failures)
+        cache.save(mirrored_key, paths, mirrored, failures)
+
     for path, reason in failures.items():
         dataset.reject(path, reason)
-    return features[keep], images, sizes
+    return features[keep], None if mirrored is None else mirrored[keep], images, sizes
+
+
+def _spread_rows(good: np.ndarray, paths: list[Path], failures: dict[Path, str]) -> np.ndarray:
+    """Place the feature rows of the decoded images at their paths' positions, with zero rows for failures."""
+    rows = np.zeros((len(paths), good.shape[1]), np.float32)
+    rows[[path not in failures for path in paths]] = good
+    return rows
 
 
 def _compile(model: Any, loss: str, learning_rate: float) -> None:

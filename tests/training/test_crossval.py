@@ -52,7 +52,7 @@ def test_crossval_writes_reports(cv_run):
     out, summary = cv_run
     for name in ("cv.json", "cv.md", "predictions.csv"):
         assert (out / name).is_file(), name
-    assert list((out / "features").glob("*.npy"))
+    assert len(list((out / "features").glob("*.npy"))) == 2, "the plain and the mirrored features of phase 1"
     assert not list(out.glob("**/*.keras")), "fold models are not kept"
     assert not list(out.glob("**/*.tflite"))
     assert not (out.parent / f".{out.name}.partial").exists()

@@ -74,6 +74,36 @@ def test_stream_features_equal_memory_features(photo_paths: list[Path], extracto
     np.testing.assert_allclose(streamed, in_memory, rtol=1e-5, atol=1e-5)
 
 
+def test_mirrored_features_match_flipped_images(photo_paths: list[Path], extractor):
+    from edgecount.training.features import features_from_images, features_from_stream
+
+    images, _ = load_images(photo_paths, SIZE)
+    mirrored = features_from_images(extractor, images, batch_size=4, mirrored=True)
+    np.testing.assert_allclose(mirrored, features_from_images(extractor, images[:, :, ::-1].copy(), batch_size=4), rtol=1e-5, atol=1e-5)
+    # Group photos are not symmetric, so the mirrored features differ from the plain ones.
+    assert not np.allclose(mirrored, features_from_images(extractor, images, batch_size=4), atol=1e-3)
+    streamed, ok = features_from_stream(extractor, photo_paths, SIZE, batch_size=4, mirrored=True)
+    assert ok.all()
+    np.testing.assert_allclose(streamed, mirrored, rtol=1e-5, atol=1e-5)
+
+
+def test_choose_mirrored_follows_seed():
+    from edgecount.training.features import choose_mirrored
+
+    features = np.zeros((400, 3), np.float32)
+    mirrored = np.ones((400, 3), np.float32)
+    rows = np.arange(0, 400, 2)
+    first = choose_mirrored(features, mirrored, rows, np.random.default_rng(7))
+    np.testing.assert_array_equal(first, choose_mirrored(features, mirrored, rows, np.random.default_rng(7)))
+    assert 70 < first[:, 0].sum() < 130  # about half of the 200 rows are mirrored
+    assert set(np.unique(first)) == {0.0, 1.0}
+    assert not (first == choose_mirrored(features, mirrored, rows, np.random.default_rng(8))).all()
+    np.testing.assert_array_equal(choose_mirrored(features, None, rows, np.random.default_rng(7)), features[rows])
+    # The inputs are not modified.
+    assert features.sum() == 0
+    assert mirrored.min() == 1
+
+
 def test_memory_dataset_shuffles_with_seed(photo_paths: list[Path]):
     images, _ = load_images(photo_paths, SIZE)
     counts = np.arange(6, dtype=np.float32)
@@ -98,6 +128,7 @@ def test_feature_cache_round_trip(tmp_path: Path, photo_paths: list[Path]):
     assert key == feature_cache_key(photo_paths, 0.35, SIZE, "imagenet", seed=5)
     assert key != feature_cache_key(photo_paths, 0.35, 96, "imagenet", seed=0)
     assert feature_cache_key(photo_paths, 0.35, SIZE, "none", seed=0) != feature_cache_key(photo_paths, 0.35, SIZE, "none", seed=1)
+    assert key != feature_cache_key(photo_paths, 0.35, SIZE, "imagenet", seed=0, mirrored=True)
     cache = FeatureCache(tmp_path / "features")
     features = np.random.default_rng(0).random((6, 8)).astype(np.float32)
     cache.save(key, photo_paths, features, {photo_paths[2]: "broken"})

@@ -50,7 +50,7 @@ def test_train_writes_complete_run_folder(trained_run):
     out, _ = trained_run
     for name in ("run.json", "split.csv", "model.keras", "history.csv", "loss.png"):
         assert (out / name).is_file(), name
-    assert list((out / "features").glob("*.npy"))
+    assert len(list((out / "features").glob("*.npy"))) == 2, "the plain and the mirrored features of phase 1"
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert (state["phase"], state["phase2"]["finished"]) == (2, True)
     assert (out / "checkpoints" / state["arrays"]).is_file()
@@ -161,8 +161,16 @@ def test_train_refuses_existing_run_without_force(trained_run, small_dataset: Pa
 def test_train_force_streams_cached_features(trained_run, small_dataset: Path, weights_035: Path, run_cli, tmp_path: Path):
     import shutil
 
+    from edgecount.training.features import feature_cache_key
+
     out = tmp_path / "copy"
     shutil.copytree(trained_run[0], out)
+    # Drop the mirrored features, so the stream computes them again.
+    index = next((out / "features").glob("*.json"))
+    paths = [Path(path) for path in json.loads(index.read_text())["paths"]]
+    mirrored_file = out / "features" / f"{feature_cache_key(paths, 0.35, 64, str(weights_035), 0, mirrored=True)}.npy"
+    in_memory = np.load(mirrored_file)
+    mirrored_file.unlink()
     code, stdout, stderr = run_cli(
         "-v", "train", "--data", small_dataset, "--out", out, "--weights", weights_035, "--force",
         "--alpha", "0.35", "--image-size", "64", "--epochs", "1", "--fine-tune-epochs", "1", "--stream",
@@ -170,6 +178,7 @@ def test_train_force_streams_cached_features(trained_run, small_dataset: Path, w
     )
     assert code == 0, stderr
     assert "reusing cached features" in stderr
+    np.testing.assert_allclose(np.load(mirrored_file), in_memory, rtol=1e-4, atol=1e-4)
     config = json.loads((out / "run.json").read_text())
     assert config["training"]["input_path"] == "tf.data stream"
     assert [phase["epochs_run"] for phase in config["training"]["phases"]] == [1, 1]
