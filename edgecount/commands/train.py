@@ -26,8 +26,9 @@ def train(
     validation_split: Annotated[float, typer.Option("--validation-split", help="Share of images held out for validation, stratified by count. Default 0.2.")] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the split, initial weights, shuffling and dropout. Default 0.")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Maximum phase 1 epochs (head on cached features); early stopping usually ends sooner. Default 100.")] = 100,
-    fine_tune_layers: Annotated[int, typer.Option("--fine-tune-layers", min=0, help="Trailing MobileNetV2 layers unfrozen in phase 2; 0 skips fine-tuning. Default 12: the last inverted residual block (block_16) and the 1280-channel convolution.")] = 12,
-    fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="Maximum phase 2 epochs over the images; 0 skips fine-tuning. Default 2.")] = 2,
+    fine_tune_layers: Annotated[int, typer.Option("--fine-tune-layers", min=0, help="Trailing MobileNetV2 layers unfrozen in phase 2 (batch normalisation stays frozen); 0 skips fine-tuning. Default 39: the last four inverted residual blocks (block_13 to block_16) and the 1280-channel convolution. 12 is block_16 and the convolution.")] = 39,
+    fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", min=0, help="Maximum phase 2 epochs; 0 skips fine-tuning. Default 15, which suits --fine-tune-on maps; over images an epoch costs a full pass of the base.")] = 15,
+    fine_tune_on: Annotated[str, typer.Option("--fine-tune-on", help="What phase 2 trains on: maps (the output of the frozen front of the base, computed once per image and its mirror image, so an epoch is cheap) or images (decoded and augmented every epoch, with colour jitter and recounted crops). Streamed images always use images. Default maps.")] = "maps",
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment: phase 1 takes the features of each image or of its mirror image at random (a second feature pass), phase 2 flips, jitters colour and brightness, and crops recounted from face boxes when the dataset has them. Default on.")] = True,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad row or image instead of skipping it with a warning.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run folder.")] = False,
@@ -49,7 +50,7 @@ def train(
     """Train a face-counting MobileNetV2 on a labelled folder.
 
     Phase 1 trains the head on base features computed once and cached; phase 2 fine-tunes the last
-    base layers over the images. The run folder is written atomically, and the final metrics are
+    base layers on cached maps of the frozen front of the base (or over the images). The run folder is written atomically, and the final metrics are
     printed as JSON on stdout.
 
     Examples:
@@ -101,7 +102,7 @@ def train(
         fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
         head_units=head_units, dropout=dropout, loss=loss, stream=stream, strategy=strategy,
         augment=augment, strict=strict, force=force, tensorboard=tensorboard, verbose=2,
-        target=target, features_dir=features_dir,
+        target=target, features_dir=features_dir, fine_tune_on=fine_tune_on,
     )
     # Keras draws a progress bar (verbose=1) only on a terminal without -q. Otherwise fit logs one
     # line per epoch (verbose=2), which is what a log file or CI output needs.
@@ -166,7 +167,10 @@ def _train_with_progress(config, run_training, resume: bool = False) -> dict:
             if stage.startswith("phase"):
                 return
             if stage not in tasks:
-                label = {"decode": "decoding images", "features": "base features", "mirrored-features": "mirrored base features", "fold": "folds"}.get(stage, stage)
+                label = {
+                    "decode": "decoding images", "features": "base features", "mirrored-features": "mirrored base features",
+                    "maps": "phase 2 maps", "mirrored-maps": "mirrored phase 2 maps", "fold": "folds",
+                }.get(stage, stage)
                 tasks[stage] = progress.add_task(label, total=total)
             progress.update(tasks[stage], completed=done)
 

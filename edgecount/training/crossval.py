@@ -39,6 +39,7 @@ from edgecount.training.loop import PhaseState, run_phase
 from edgecount.training.model import build_count_model, create_fit_model, inverse_target, transform_counts
 from edgecount.training.record import phase_record
 from edgecount.training.run_folder import RunExistsError, prepare_staging, publish_staging
+from edgecount.training.tail import TailMaps, create_map_datasets, create_tail_fit_model
 
 _log = logging.getLogger(__name__)
 
@@ -196,12 +197,13 @@ def check_cv_dir(out_dir: Path, force: bool) -> None:
 def _cross_validate_in_staging(
     config: TrainConfig, folds: int, int8: bool, dataset: LabelledDataset, staging: Path, on_step: OnStep | None, started: float
 ) -> dict[str, Any]:
-    from edgecount.training.trainer import _compute_features
+    from edgecount.training.trainer import _compute_features, _compute_maps, fine_tunes_on_maps
 
     stream = should_stream(len(dataset.samples), config.image_size) if config.stream is None else config.stream
     clock = time.perf_counter()
     model = build_count_model(config.alpha, config.image_size, config.weights, config.dropout, config.head_units, config.target)
     features, mirrored, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
+    tail_maps = _compute_maps(model, dataset, images, config, staging, on_step) if fine_tunes_on_maps(config, stream) else None
     features_seconds = time.perf_counter() - clock
     del model
     samples = list(dataset.samples)
@@ -217,7 +219,7 @@ def _cross_validate_in_staging(
         clock = time.perf_counter()
         held_out = np.flatnonzero(assignment == fold)
         training = np.flatnonzero(assignment != fold)
-        result = _train_fold(config, dataset, features, mirrored, images, sizes, counts, training, held_out, stream, fold, folds)
+        result = _train_fold(config, dataset, features, mirrored, tail_maps, images, sizes, counts, training, held_out, stream, fold, folds)
         predictions[held_out] = result["predictions"]
         row = {"fold": fold + 1, **error_metrics(result["predictions"], counts[held_out]), **result["record"]}
         if int8_predictions is not None:
@@ -257,6 +259,7 @@ def _train_fold(
     dataset: LabelledDataset,
     features: np.ndarray,
     mirrored: np.ndarray | None,
+    tail_maps: TailMaps | None,
     images: np.ndarray | None,
     sizes: dict[Path, tuple[int, int]],
     counts: np.ndarray,
@@ -308,13 +311,17 @@ def _train_fold(
     if config.fine_tunes:
         phase_one_weights = model.get_weights()
         unfrozen = _unfreeze_tail(model, config.fine_tune_layers)
-        fit_model = create_fit_model(model)
+        fit_model = create_fit_model(model) if tail_maps is None else create_tail_fit_model(model, tail_maps.start)
         _compile(fit_model, config.loss, config.fine_tune_learning_rate)
-        epoch_data, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch)
+        if tail_maps is None:
+            epoch_data, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch)
+        else:
+            epoch_data, validation_data = create_map_datasets(tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, batch)
         state_two = PhaseState(2)
         _log.info("fold %d/%d: phase 2, %d layers unfrozen", fold + 1, folds, unfrozen)
         run_phase(fit_model, model, state_two, epoch_data, validation_data, config.fine_tune_epochs, config.patience, store, {}, {}, verbose=0)
         record = phase_record(2, state_two.history, config.fine_tune_learning_rate, state_two.seconds, config.fine_tune_epochs)
+        record["input"] = "images" if tail_maps is None else f"cached maps at the input of {tail_maps.layer_name}"
         fine_tuned = record["best_val_loss"] < phases[0]["best_val_loss"]
         record["kept"] = fine_tuned
         if not fine_tuned:

@@ -3,8 +3,8 @@
 With the MobileNetV2 base frozen (batch norm in inference mode, no dropout inside the base), its pooled
 output for an image never changes, so phase 1 trains the head on these vectors instead of running the
 base every epoch. With augmentation on, the features of each image mirrored left to right are cached
-too, and every epoch takes one of the two versions of each training image at random: the flip
-augmentation of phase 2, at the cost of a second feature pass.
+too, at the cost of a second feature pass. Every epoch then takes one of the two versions of each
+training image at random, which is the flip augmentation of phase 1.
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ _log = logging.getLogger(__name__)
 FEATURES_DIR = "features"
 
 
+def feature_batch_size(image_size: int) -> int:
+    """Return the images per batch of a feature pass: 64 at 224 pixels, fewer for larger inputs.
+
+    The activations of a batch grow with the pixels, and the first MobileNetV2 blocks have the largest.
+    With batches of 64 images at 448 pixels, a cross-validation process reached 12 GB and was killed
+    for lack of memory, so the batch shrinks with the pixel count (16 at 448, 8 at 600).
+    """
+    return max(1, min(64, (64 * 224 * 224) // (image_size * image_size)))
+
+
 def create_feature_extractor(model: Any) -> Any:
     """Build a Keras model from the counting model's input to the pooled base features (shared layers)."""
     import keras
@@ -45,13 +55,18 @@ def create_head_model(model: Any) -> Any:
     import keras
 
     base = find_base(model)
-    fit_output = model.get_layer("count" if model_target(model) == "count" else TRANSFORMED_OUTPUT)
-    head_layers = model.layers[model.layers.index(base) + 1 : model.layers.index(fit_output) + 1]
     inputs = keras.Input(shape=(base.output.shape[-1],), dtype="float32", name="features")
     outputs = inputs
-    for layer in head_layers:
+    for layer in head_layers(model):
         outputs = layer(outputs)
     return keras.Model(inputs, outputs, name="head")
+
+
+def head_layers(model: Any) -> list[Any]:
+    """Return the layers between the base and the head's unit, which predicts the training target."""
+    base = find_base(model)
+    fit_output = model.get_layer("count" if model_target(model) == "count" else TRANSFORMED_OUTPUT)
+    return model.layers[model.layers.index(base) + 1 : model.layers.index(fit_output) + 1]
 
 
 def features_from_images(
@@ -69,8 +84,8 @@ def features_from_images(
         rows.append(np.asarray(extractor(batch, training=False), dtype=np.float32))
         if on_step is not None:
             on_step("features", min(start + batch_size, len(images)), len(images))
-    width = int(extractor.output.shape[-1])
-    return np.concatenate(rows) if rows else np.zeros((0, width), np.float32)
+    shape = tuple(int(size) for size in extractor.output.shape[1:])
+    return np.concatenate(rows) if rows else np.zeros((0, *shape), np.float32)
 
 
 def features_from_stream(
@@ -91,20 +106,23 @@ def features_from_stream(
         done += len(flags[-1])
         if on_step is not None:
             on_step("features", done, len(paths))
-    width = int(extractor.output.shape[-1])
+    shape = tuple(int(size) for size in extractor.output.shape[1:])
     if not rows:
-        return np.zeros((0, width), np.float32), np.zeros(0, bool)
+        return np.zeros((0, *shape), np.float32), np.zeros(0, bool)
     features = np.concatenate(rows)
     ok = np.concatenate(flags)
     features[~ok] = 0.0
     return features, ok
 
 
-def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights: str, seed: int, mirrored: bool = False) -> str:
+def feature_cache_key(
+    paths: list[Path], alpha: float, image_size: int, weights: str, seed: int, mirrored: bool = False, maps_at: str | None = None
+) -> str:
     """Return a hash that changes with the images (path, size, mtime), the preprocessing, the base and its weights.
 
     Random weights (``none``) depend on the seed, so the seed is part of the key only then. The features
-    of mirrored images get a key of their own.
+    of mirrored images, and the maps at the input of base layer ``maps_at`` (for phase 2 on maps), get
+    keys of their own.
     """
     import keras
 
@@ -126,6 +144,8 @@ def feature_cache_key(paths: list[Path], alpha: float, image_size: int, weights:
         header["seed"] = seed
     if mirrored:
         header["mirrored"] = True
+    if maps_at is not None:
+        header["maps_at"] = maps_at
     hasher.update(json.dumps(header, sort_keys=True).encode())
     for path in paths:
         try:

@@ -85,11 +85,10 @@ def build_count_model(
     keras = tf.keras
 
     weights_arg = _resolve_weights(weights, alpha, image_size)
-    # TODO: a head that predicts a count per feature-map cell and sums them. Average pooling hides how
-    # many faces the map holds, so crowded photos are undercounted. In 5-fold cross-validation on 2,800
-    # group photos, the bias on the 21 photos with 15 or more faces was -4.7 faces at 448 pixels and
-    # -5.8 at 320 (docs/training.md).
-    # Such a head needs the unpooled feature maps in the phase 1 cache.
+    # NOTE: crowded photos are undercounted. In 5-fold cross-validation on 2,800 group photos, the
+    # bias on the 21 photos with 15 or more faces was about -4.3 faces at 448 pixels after phase 2 on
+    # maps. A density head summing per-cell counts, fitted to counts from the face boxes, did worse
+    # on one fold (docs/training.md); larger inputs and deeper fine-tuning helped a little each.
     try:
         base = keras.applications.MobileNetV2(
             input_shape=(image_size, image_size, 3),

@@ -3,14 +3,17 @@
 Phases:
 
 1. the head (optional hidden layer, dropout, one linear unit) trains on pooled MobileNetV2 features
-   computed once per image with the base frozen and cached under ``features/``;
-2. optionally, the last ``fine_tune_layers`` base layers are unfrozen and trained over the images at a
-   lower learning rate. Batch-normalisation layers stay frozen, so they run in inference mode with
-   their ImageNet statistics: re-estimating them from batches of 32 group photos would shift every
-   feature the head was fitted to.
+   computed once per image (and per mirror image, with ``augment``) with the base frozen and cached
+   under ``features/``;
+2. optionally, the last ``fine_tune_layers`` base layers are unfrozen and trained at a lower learning
+   rate. Batch-normalisation layers stay frozen, so they run in inference mode with their ImageNet
+   statistics: re-estimating them from batches of 32 group photos would shift every feature the head
+   was fitted to.
 
-Phase 2 trains on augmented images (``edgecount.training.augment``: flips, colour jitter, and crops
-recounted from face boxes) unless ``augment`` is off.
+Phase 2 trains on cached maps of the frozen front of the base (``edgecount.training.tail``), flipped
+at random with ``augment``. With ``fine_tune_on="images"`` or streamed images, it trains over augmented
+images instead (``edgecount.training.augment``: flips, colour jitter, and crops recounted from face
+boxes) unless ``augment`` is off.
 
 Both phases stop early on the validation loss and restore the best epoch's weights. Phase 2 is kept
 only if its best validation loss is below phase 1's. Otherwise the phase 1 weights are restored.
@@ -22,6 +25,7 @@ same weights as an uninterrupted run with the same seed on the same machine and 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -40,6 +44,7 @@ from edgecount.training.features import (
     choose_mirrored,
     create_feature_extractor,
     create_head_model,
+    feature_batch_size,
     feature_cache_key,
     features_from_images,
     features_from_stream,
@@ -59,6 +64,7 @@ from edgecount.training.loop import EpochData, PhaseState, restore_training, run
 from edgecount.training.model import build_count_model, create_fit_model, find_base, inverse_target, transform_counts
 from edgecount.training.record import compute_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, check_output_dir, prepare_staging, publish_staging, staging_dir
+from edgecount.training.tail import TailMaps, create_front_extractor, create_map_datasets, create_tail_fit_model, find_tail_start
 
 _log = logging.getLogger(__name__)
 
@@ -149,6 +155,7 @@ def _train_with_strategy(
     stream = should_stream(len(dataset.samples), config.image_size) if config.stream is None else config.stream
     clock = time.perf_counter()
     features, mirrored, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
+    tail_maps = _compute_maps(model, dataset, images, config, staging, on_step) if fine_tunes_on_maps(config, stream) else None
     timings["features_seconds"] = round(time.perf_counter() - clock, 2)
     if on_step is not None:
         on_step("features-done", 1, 1)
@@ -202,18 +209,24 @@ def _train_with_strategy(
         state_two = PhaseState.from_dict(saved["phase2"]) if saved_phase == 2 else PhaseState(2)
         with strategy.scope():
             unfrozen = _unfreeze_tail(model, config.fine_tune_layers)
-            fit_model = create_fit_model(model)
+            fit_model = create_fit_model(model) if tail_maps is None else create_tail_fit_model(model, tail_maps.start)
             _compile(fit_model, config.loss, config.fine_tune_learning_rate * replicas)
             if config.strategy == "multi-worker":
                 patch_multi_worker_build(fit_model, strategy)
             best = restore_training(model, fit_model, arrays) if saved_phase == 2 else None
-        phase_two_epoch, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
+        if tail_maps is None:
+            phase_two_epoch, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
+        else:
+            phase_two_epoch, validation_data = create_map_datasets(
+                tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, global_batch
+            )
         run_phase(
             fit_model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
             {"phase1": state_one.as_dict()}, {"phase1": phase_one_weights}, best, _callbacks(config, staging, 2), config.verbose, on_step,
         )
         record = phase_record(2, state_two.history, config.fine_tune_learning_rate * replicas, state_two.seconds, config.fine_tune_epochs)
         record["unfrozen_layers"] = unfrozen
+        record["input"] = "images" if tail_maps is None else f"cached maps at the input of {tail_maps.layer_name}"
         record["batch_norm"] = "frozen (inference mode, ImageNet statistics)"
 
         # Keep phase 2 only if its best validation loss beats phase 1's.
@@ -258,7 +271,7 @@ def _compute_features(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict[Path, tuple[int, int]]]:
     """Return features aligned with ``dataset.samples``, their mirrored twins and, in memory, the decoded images.
 
-    The second value holds the features of every image flipped left to right when ``config.augment``
+    The second value contains the features of every image flipped left to right when ``config.augment``
     is on, else None. The fourth maps each decoded image to its ``(width, height)`` before resizing
     (in-memory path only), which face boxes in pixels are normalised by for recounted crops.
     """
@@ -270,6 +283,7 @@ def _compute_features(
     cached_mirrored = cache.load(mirrored_key, paths) if config.augment else None
     needs_mirrored_pass = config.augment and cached_mirrored is None
     extractor = create_feature_extractor(model)
+    batch = feature_batch_size(config.image_size)
     images = None
     sizes: dict[Path, tuple[int, int]] = {}
 
@@ -280,12 +294,12 @@ def _compute_features(
         if not stream and (config.fine_tunes or needs_mirrored_pass):
             images, _ = load_images([path for path in paths if path not in failures], config.image_size, on_step, sizes=sizes)
     elif stream:
-        features, ok = features_from_stream(extractor, paths, config.image_size, 64, on_step)
+        features, ok = features_from_stream(extractor, paths, config.image_size, batch, on_step)
         failures = {path: "failed to decode; the warning logged for it gives the reason" for path, flag in zip(paths, ok) if not flag}
         cache.save(key, paths, features, failures)
     else:
         images, failures = load_images(paths, config.image_size, on_step, sizes=sizes)
-        features = _spread_rows(features_from_images(extractor, images, 64, on_step), paths, failures)
+        features = _spread_rows(features_from_images(extractor, images, batch, on_step), paths, failures)
         cache.save(key, paths, features, failures)
 
     keep = np.array([path not in failures for path in paths], dtype=bool)
@@ -294,12 +308,12 @@ def _compute_features(
         _log.info("reusing cached mirrored features %s/%s.npy", FEATURES_DIR, mirrored_key)
         mirrored = cached_mirrored[0]
     elif needs_mirrored_pass:
-        mirrored_step = None if on_step is None else lambda stage, done, total: on_step("mirrored-features", done, total)
+        mirrored_step = None if on_step is None else functools.partial(_rename_stage, on_step, "mirrored-features")
         if stream:
-            mirrored, _ = features_from_stream(extractor, paths, config.image_size, 64, mirrored_step, mirrored=True)
+            mirrored, _ = features_from_stream(extractor, paths, config.image_size, batch, mirrored_step, mirrored=True)
             mirrored[~keep] = 0.0
         else:
-            mirrored = _spread_rows(features_from_images(extractor, images, 64, mirrored_step, mirrored=True), paths, failures)
+            mirrored = _spread_rows(features_from_images(extractor, images, batch, mirrored_step, mirrored=True), paths, failures)
         cache.save(mirrored_key, paths, mirrored, failures)
 
     for path, reason in failures.items():
@@ -307,9 +321,52 @@ def _compute_features(
     return features[keep], None if mirrored is None else mirrored[keep], images, sizes
 
 
+def fine_tunes_on_maps(config: TrainConfig, stream: bool) -> bool:
+    """Return whether phase 2 trains on cached maps: requested, and the images are kept in memory."""
+    if not config.fine_tunes or config.fine_tune_on != "maps":
+        return False
+    if stream:
+        _log.info("the images are streamed, so phase 2 trains over images instead of cached maps")
+        return False
+    return True
+
+
+def _compute_maps(
+    model: Any, dataset: LabelledDataset, images: np.ndarray, config: TrainConfig, staging: Path, on_step: OnStep | None
+) -> TailMaps:
+    """Return the cached maps at the input of the first tail layer of phase 2, of every image and of its mirror image.
+
+    ``images`` are the decoded images of ``dataset.samples``, after ``_compute_features`` dropped the
+    undecodable ones. The mirrored maps are computed only with ``config.augment``.
+    """
+    paths = [sample.path for sample in dataset.samples]
+    cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
+    start = find_tail_start(find_base(model), config.fine_tune_layers)
+    layer_name = find_base(model).layers[start].name
+    extractor = create_front_extractor(model, start)
+    computed = []
+    for mirrored in (False, True) if config.augment else (False,):
+        key = feature_cache_key(paths, config.alpha, config.image_size, config.weights, config.seed, mirrored, layer_name)
+        cached = cache.load(key, paths)
+        if cached is not None:
+            _log.info("reusing cached %smaps %s/%s.npy", "mirrored " if mirrored else "", FEATURES_DIR, key)
+            computed.append(cached[0])
+            continue
+        stage = "mirrored-maps" if mirrored else "maps"
+        step = None if on_step is None else functools.partial(_rename_stage, on_step, stage)
+        maps = features_from_images(extractor, images, feature_batch_size(config.image_size), step, mirrored=mirrored)
+        cache.save(key, paths, maps, {})
+        computed.append(maps)
+    return TailMaps(start, layer_name, computed[0], computed[1] if config.augment else None)
+
+
+def _rename_stage(on_step: OnStep, stage: str, _: str, done: int, total: int) -> None:
+    on_step(stage, done, total)
+
+
 def _spread_rows(good: np.ndarray, paths: list[Path], failures: dict[Path, str]) -> np.ndarray:
     """Place the feature rows of the decoded images at their paths' positions, with zero rows for failures."""
-    rows = np.zeros((len(paths), good.shape[1]), np.float32)
+    rows = np.zeros((len(paths), *good.shape[1:]), np.float32)
     rows[[path not in failures for path in paths]] = good
     return rows
 
@@ -406,12 +463,13 @@ def _image_datasets(
 
 
 def _predict_images(model: Any, samples: list[Sample], images: np.ndarray | None, config: TrainConfig, stream: bool) -> np.ndarray:
+    size = feature_batch_size(config.image_size)
     if not stream:
         return np.concatenate(
-            [np.asarray(model(images[start : start + 64].astype(np.float32), training=False)).reshape(-1) for start in range(0, len(images), 64)]
+            [np.asarray(model(images[start : start + size].astype(np.float32), training=False)).reshape(-1) for start in range(0, len(images), size)]
         )
     predictions = []
-    for batch, _, _ in create_image_stream([sample.path for sample in samples], None, config.image_size, 64):
+    for batch, _, _ in create_image_stream([sample.path for sample in samples], None, config.image_size, size):
         predictions.append(np.asarray(model(batch, training=False)).reshape(-1))
     return np.concatenate(predictions)
 

@@ -52,7 +52,7 @@ def test_crossval_writes_reports(cv_run):
     out, summary = cv_run
     for name in ("cv.json", "cv.md", "predictions.csv"):
         assert (out / name).is_file(), name
-    assert len(list((out / "features").glob("*.npy"))) == 2, "the plain and the mirrored features of phase 1"
+    assert len(list((out / "features").glob("*.npy"))) == 4, "plain and mirrored phase 1 features and phase 2 maps"
     assert not list(out.glob("**/*.keras")), "fold models are not kept"
     assert not list(out.glob("**/*.tflite"))
     assert not (out.parent / f".{out.name}.partial").exists()
@@ -173,3 +173,6 @@ def test_train_config_keeps_features_dir(tmp_path: Path):
     assert restored.features_dir == tmp_path / "cache"
     assert restored.target == "log"
     assert TrainConfig.from_dict({**config.as_dict(), "features_dir": None}).features_dir is None
+    assert restored.fine_tune_on == "maps"
+    older = {key: value for key, value in config.as_dict().items() if key != "fine_tune_on"}
+    assert TrainConfig.from_dict(older).fine_tune_on == "images", "runs saved before phase 2 on maps fine-tune over images"

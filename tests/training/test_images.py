@@ -115,6 +115,15 @@ def test_memory_dataset_shuffles_with_seed(photo_paths: list[Path]):
     assert order(1) == order(1)
 
 
+def test_feature_batch_shrinks_with_pixels():
+    from edgecount.training.features import feature_batch_size
+
+    assert feature_batch_size(64) == 64
+    assert feature_batch_size(224) == 64
+    assert feature_batch_size(448) == 16
+    assert feature_batch_size(4000) == 1
+
+
 def test_should_stream_threshold():
     assert not should_stream(2800, 224)
     assert should_stream(20000, 224)

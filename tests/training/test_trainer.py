@@ -50,7 +50,7 @@ def test_train_writes_complete_run_folder(trained_run):
     out, _ = trained_run
     for name in ("run.json", "split.csv", "model.keras", "history.csv", "loss.png"):
         assert (out / name).is_file(), name
-    assert len(list((out / "features").glob("*.npy"))) == 2, "the plain and the mirrored features of phase 1"
+    assert len(list((out / "features").glob("*.npy"))) == 4, "plain and mirrored phase 1 features and phase 2 maps"
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert (state["phase"], state["phase2"]["finished"]) == (2, True)
     assert (out / "checkpoints" / state["arrays"]).is_file()
@@ -166,8 +166,9 @@ def test_train_force_streams_cached_features(trained_run, small_dataset: Path, w
     out = tmp_path / "copy"
     shutil.copytree(trained_run[0], out)
     # Drop the mirrored features, so the stream computes them again.
-    index = next((out / "features").glob("*.json"))
-    paths = [Path(path) for path in json.loads(index.read_text())["paths"]]
+    # The feature files list every image, the phase 2 maps only the decodable ones.
+    listed = [json.loads(index.read_text())["paths"] for index in (out / "features").glob("*.json")]
+    paths = [Path(path) for path in max(listed, key=len)]
     mirrored_file = out / "features" / f"{feature_cache_key(paths, 0.35, 64, str(weights_035), 0, mirrored=True)}.npy"
     in_memory = np.load(mirrored_file)
     mirrored_file.unlink()
@@ -182,6 +183,7 @@ def test_train_force_streams_cached_features(trained_run, small_dataset: Path, w
     config = json.loads((out / "run.json").read_text())
     assert config["training"]["input_path"] == "tf.data stream"
     assert [phase["epochs_run"] for phase in config["training"]["phases"]] == [1, 1]
+    assert config["training"]["phases"][1]["input"] == "images", "streamed images fine-tune over images"
     assert config["data"]["skipped"] == 1
     assert list((out / "logs" / "phase1").rglob("events.out.tfevents.*"))
     assert list((out / "logs" / "phase2").rglob("events.out.tfevents.*"))
@@ -226,6 +228,8 @@ def test_train_missing_dataset(run_cli, tmp_path: Path):
     (("--strategy", "cluster"), "--strategy must be one of default, mirrored, multi-worker"),
     (("--loss", "mae"), "--loss must be one of huber, mse"),
     (("--learning-rate", "0"), "--learning-rate must be positive"),
+    (("--fine-tune-on", "pixels"), "--fine-tune-on must be one of maps, images"),
+    (("--fine-tune-layers", "150"), "--fine-tune-layers 150 reaches the first block of MobileNetV2"),
 ])
 def test_train_rejects_bad_option(run_cli, tmp_path: Path, small_dataset: Path, args, fragment):
     code, _, stderr = run_cli("train", "--data", small_dataset, "--out", tmp_path / "run", *args)
