@@ -39,7 +39,7 @@ from edgecount.training.loop import PhaseState, run_phase
 from edgecount.training.model import build_count_model, create_fit_model, inverse_target, transform_counts
 from edgecount.training.record import phase_record
 from edgecount.training.run_folder import RunExistsError, prepare_staging, publish_staging
-from edgecount.training.tail import TailMaps, create_map_datasets, create_tail_fit_model
+from edgecount.training.tail import TailMaps, create_tail_fit_model
 
 _log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def _train_fold(
     import keras
 
     from edgecount.training.features import choose_mirrored, create_head_model
-    from edgecount.training.trainer import _compile, _image_datasets, _predict_images, _unfreeze_tail
+    from edgecount.training.trainer import _compile, _phase_two_data, _predict_images, _unfreeze_tail
 
     tf = import_tensorflow("edgecount train --folds")
     samples = dataset.samples
@@ -313,10 +313,7 @@ def _train_fold(
         unfrozen = _unfreeze_tail(model, config.fine_tune_layers)
         fit_model = create_fit_model(model) if tail_maps is None else create_tail_fit_model(model, tail_maps.start)
         _compile(fit_model, config.loss, config.fine_tune_learning_rate)
-        if tail_maps is None:
-            epoch_data, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch)
-        else:
-            epoch_data, validation_data = create_map_datasets(tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, batch)
+        epoch_data, validation_data = _phase_two_data(tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch)
         state_two = PhaseState(2)
         _log.info("fold %d/%d: phase 2, %d layers unfrozen", fold + 1, folds, unfrozen)
         run_phase(fit_model, model, state_two, epoch_data, validation_data, config.fine_tune_epochs, config.patience, store, {}, {}, verbose=0)

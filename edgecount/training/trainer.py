@@ -214,12 +214,9 @@ def _train_with_strategy(
             if config.strategy == "multi-worker":
                 patch_multi_worker_build(fit_model, strategy)
             best = restore_training(model, fit_model, arrays) if saved_phase == 2 else None
-        if tail_maps is None:
-            phase_two_epoch, validation_data = _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
-        else:
-            phase_two_epoch, validation_data = create_map_datasets(
-                tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, global_batch
-            )
+        phase_two_epoch, validation_data = _phase_two_data(
+            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch
+        )
         run_phase(
             fit_model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
             {"phase1": state_one.as_dict()}, {"phase1": phase_one_weights}, best, _callbacks(config, staging, 2), config.verbose, on_step,
@@ -400,6 +397,25 @@ def _unfreeze_tail(model: Any, layer_count: int) -> int:
         in_tail = index >= len(base.layers) - layer_count
         layer.trainable = in_tail and not isinstance(layer, keras.layers.BatchNormalization)
     return sum(1 for layer in base.layers if layer.trainable and layer.weights)
+
+
+def _phase_two_data(
+    tail_maps: TailMaps | None,
+    dataset: LabelledDataset,
+    images: np.ndarray | None,
+    sizes: dict[Path, tuple[int, int]],
+    counts: np.ndarray,
+    train_rows: np.ndarray,
+    validation_rows: np.ndarray,
+    config: TrainConfig,
+    stream: bool,
+    global_batch: int,
+) -> tuple[EpochData, Any]:
+    """Return the phase 2 training data of an epoch and the validation data: on the cached maps when given, else over images."""
+    if tail_maps is None:
+        return _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
+    targets = transform_counts(counts, config.target)
+    return create_map_datasets(tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, global_batch)
 
 
 def _image_datasets(
