@@ -161,6 +161,8 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-ready values."""
         values = asdict(self)
+        # NOTE: paths are saved as typed, so --resume of a run started with relative paths works
+        # only from the folder it was started in.
         values["data_dir"], values["out_dir"] = str(self.data_dir), str(self.out_dir)
         values["features_dir"] = None if self.features_dir is None else str(self.features_dir)
         return values
