@@ -88,7 +88,7 @@ def build_count_model(
     # NOTE: crowded photos are undercounted. In 5-fold cross-validation on 2,800 group photos, the
     # bias on the 21 photos with 15 or more faces was about -4.3 faces at 448 pixels after phase 2 on
     # maps. A density head summing per-cell counts, fitted to counts from the face boxes, did worse
-    # on one fold (docs/training.md); larger inputs and deeper fine-tuning helped a little each.
+    # on one fold (docs/training.md). Larger inputs and deeper fine-tuning each reduced it a little.
     try:
         base = keras.applications.MobileNetV2(
             input_shape=(image_size, image_size, 3),

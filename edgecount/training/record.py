@@ -101,8 +101,8 @@ def run_document(
             "input_path": "tf.data stream" if stream else "in-memory",
             "feature_cache": str(config.features_dir) if config.features_dir else FEATURES_DIR,
             "batch_norm": "frozen in both phases (inference mode)",
-            # NOTE: this text describes phase 2 over images; with the default --fine-tune-on maps,
-            # phase 2 only flips (mirrored maps), and phase 1 flips too (mirrored features).
+            # NOTE: this text describes phase 2 over images. With the default --fine-tune-on maps, phase 2
+            # only flips (mirrored maps), and phase 1 flips too (mirrored features).
             "augmentation": (
                 "phase 2: horizontal flip, brightness, contrast, saturation and colour jitter, crops recounted from boxes"
                 if config.augment and dataset.boxes else
