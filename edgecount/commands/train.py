@@ -40,6 +40,7 @@ def train(
     dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.95, help="Dropout rate before the output unit. Default 0.5.", rich_help_panel=ADVANCED)] = 0.5,
     loss: Annotated[str, typer.Option("--loss", help="Training loss: mse (early stopping then tracks the validation RMSE) or huber (delta 1 face, less pull from the rare crowded photo). Default mse, which had the lower RMSE in cross-validation.", rich_help_panel=ADVANCED)] = "mse",
     target: Annotated[str, typer.Option("--target", help="What the head fits: count, sqrt (square root of the count) or log (log of 1 + count). The model ends in the inverse, so it always outputs the count. Default count, which had the lowest RMSE in cross-validation.", rich_help_panel=ADVANCED)] = "count",
+    count_weighting: Annotated[str, typer.Option("--count-weighting", help="Sample weights against the long tail of counts: none, or sqrt-inverse (each training image weighs 1 over the square root of how common its count is, smoothed over neighbouring counts, so rare crowded photos pull harder on the fit). Default none.", rich_help_panel=ADVANCED)] = "none",
     features_dir: Annotated[Path | None, typer.Option("--features-dir", help="Feature cache folder to use instead of RUN_DIR/features; runs with the same images, base, weights and input size can share one.", rich_help_panel=ADVANCED, show_default=False)] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into RUN_DIR/logs.", rich_help_panel=ADVANCED)] = False,
     stream: Annotated[bool | None, typer.Option("--stream/--in-memory", help="Stream images through tf.data, or hold them in memory. Default: stream above 2 GiB of preprocessed pixels.", rich_help_panel=DISTRIBUTED, show_default=False)] = None,
@@ -102,7 +103,7 @@ def train(
         fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate,
         head_units=head_units, dropout=dropout, loss=loss, stream=stream, strategy=strategy,
         augment=augment, strict=strict, force=force, tensorboard=tensorboard, verbose=2,
-        target=target, features_dir=features_dir, fine_tune_on=fine_tune_on,
+        target=target, features_dir=features_dir, fine_tune_on=fine_tune_on, count_weighting=count_weighting,
     )
     # Keras draws a progress bar (verbose=1) only on a terminal without -q. Otherwise fit logs one
     # line per epoch (verbose=2), which is what a log file or CI output needs.

@@ -9,7 +9,8 @@ from typing import Any
 
 from edgecount.training.distribute import STRATEGIES
 from edgecount.training.model import ALPHAS, TARGETS
-from edgecount.training.tail import MAX_TAIL_LAYERS
+from edgecount.training.tail import MAX_TAIL_LAYERS, MIN_TAIL_LAYERS
+from edgecount.training.weighting import COUNT_WEIGHTINGS
 
 LOSSES = ("huber", "mse")
 # Inputs of phase 2: cached maps of the frozen front of the base, or decoded images.
@@ -74,6 +75,9 @@ class TrainConfig:
         force: replace an existing run folder.
         tensorboard: also write TensorBoard logs into ``logs/`` of the run folder.
         verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        count_weighting: ``none``, or ``sqrt-inverse`` to weight each training image by 1 over the
+            square root of the smoothed frequency of its count, so rare crowded photos pull harder on the
+            fit (see ``edgecount.training.weighting``). Validation losses stay unweighted.
         features_dir: the feature cache folder; None (default) for ``features/`` inside the run folder.
             Runs with the same images, base, weights and input size can share one.
     """
@@ -105,6 +109,15 @@ class TrainConfig:
     verbose: int = 2
     features_dir: Path | None = None
     fine_tune_on: str = "maps"
+    count_weighting: str = "none"
+
+    def __post_init__(self) -> None:
+        # Absolute paths, so the saved settings resume from any folder and runs started from different
+        # folders share one feature cache (its key contains the image paths).
+        self.data_dir, self.out_dir = Path(self.data_dir).absolute(), Path(self.out_dir).absolute()
+        self.features_dir = None if self.features_dir is None else Path(self.features_dir).absolute()
+        if self.weights is not None and str(self.weights) != "imagenet" and str(self.weights).lower() != "none":
+            self.weights = str(Path(self.weights).absolute())
 
     def validate(self) -> None:
         """Check every value and raise ``ValueError`` naming the option, the value and what is allowed."""
@@ -124,6 +137,13 @@ class TrainConfig:
             raise ValueError(
                 f"--fine-tune-layers {self.fine_tune_layers} reaches the first block of MobileNetV2, whose input is the image; "
                 f"pass at most --fine-tune-layers {MAX_TAIL_LAYERS} or --fine-tune-on images"
+            )
+        if self.count_weighting not in COUNT_WEIGHTINGS:
+            raise ValueError(f"--count-weighting must be one of {', '.join(COUNT_WEIGHTINGS)}, got {self.count_weighting!r}")
+        if 0 < self.fine_tune_layers < MIN_TAIL_LAYERS:
+            raise ValueError(
+                f"--fine-tune-layers {self.fine_tune_layers} unfreezes only out_relu and Conv_1_bn, and batch normalisation stays frozen, "
+                f"so no base weight would train; pass at least --fine-tune-layers {MIN_TAIL_LAYERS} (Conv_1), or 0 to skip phase 2"
             )
         if self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -153,16 +173,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings {', '.join(sorted(unknown))}; they were saved by another edgecount version")
         # Settings saved before phase 2 could train on maps describe a run that fine-tunes over images.
-        config = cls(**{"fine_tune_on": "images", **values})
-        config.data_dir, config.out_dir = Path(config.data_dir), Path(config.out_dir)
-        config.features_dir = None if config.features_dir is None else Path(config.features_dir)
-        return config
+        # Settings saved before --count-weighting existed describe an unweighted run.
+        return cls(**{"fine_tune_on": "images", "count_weighting": "none", **values})
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-ready values."""
         values = asdict(self)
-        # NOTE: paths are saved as typed, so --resume of a run started with relative paths works
-        # only from the folder it was started in.
         values["data_dir"], values["out_dir"] = str(self.data_dir), str(self.out_dir)
         values["features_dir"] = None if self.features_dir is None else str(self.features_dir)
         return values

@@ -40,6 +40,7 @@ from edgecount.training.model import build_count_model, create_fit_model, invers
 from edgecount.training.record import phase_record
 from edgecount.training.run_folder import RunExistsError, prepare_staging, publish_staging
 from edgecount.training.tail import TailMaps, create_tail_fit_model
+from edgecount.training.weighting import count_weights
 
 _log = logging.getLogger(__name__)
 
@@ -272,10 +273,9 @@ def _train_fold(
     """Train one fold's model as ``edgecount train`` does and return its held-out predictions and record."""
     import keras
 
-    from edgecount.training.features import choose_mirrored, create_head_model
+    from edgecount.training.features import create_epoch_datasets, create_head_model
     from edgecount.training.trainer import _compile, _phase_two_data, _predict_images, _unfreeze_tail
 
-    tf = import_tensorflow("edgecount train --folds")
     samples = dataset.samples
     targets = transform_counts(counts, config.target)
 
@@ -295,12 +295,8 @@ def _train_fold(
     head = create_head_model(model)
     _compile(head, config.loss, config.learning_rate)
 
-    def phase_one_epoch(epoch: int) -> dict[str, Any]:
-        rng = np.random.default_rng([config.seed, 1, epoch])
-        order = train_rows[rng.permutation(len(train_rows))]
-        return {"x": tf.data.Dataset.from_tensor_slices((choose_mirrored(features, mirrored, order, rng), targets[order])).batch(batch)}
-
-    validation_features = tf.data.Dataset.from_tensor_slices((features[validation_rows], targets[validation_rows])).batch(batch)
+    weights = count_weights(counts, train_rows, config.count_weighting)
+    phase_one_epoch, validation_features = create_epoch_datasets(features, mirrored, targets, train_rows, validation_rows, config.seed, 1, batch, weights)
     state_one = PhaseState(1)
     _log.info("fold %d/%d: phase 1 on %d images, early stopping on %d", fold + 1, folds, len(train_rows), len(validation_rows))
     run_phase(head, model, state_one, phase_one_epoch, validation_features, config.epochs, config.patience, store, {}, {}, verbose=0)

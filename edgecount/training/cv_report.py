@@ -10,9 +10,16 @@ def format_cv_report(document: dict[str, Any]) -> str:
     settings = document["settings"]
     mean, pooled = document["mean"], document["pooled"]
     if settings["fine_tune_layers"] and settings["fine_tune_epochs"]:
-        phase_two = f"fine-tuning of the last {settings['fine_tune_layers']} layers for up to {settings['fine_tune_epochs']} epochs"
+        # Streamed datasets fine-tune over images, whatever the --fine-tune-on setting.
+        on_maps = settings.get("fine_tune_on", "images") == "maps" and document.get("input_path") != "tf.data stream"
+        phase_two = (
+            f"fine-tuning of the last {settings['fine_tune_layers']} layers on {'cached maps' if on_maps else 'images'} "
+            f"for up to {settings['fine_tune_epochs']} epochs"
+        )
     else:
         phase_two = "no fine-tuning"
+    if settings.get("count_weighting", "none") != "none":
+        phase_two += f", sample weights {settings['count_weighting']} of the count frequency"
     lines = [
         f"# {document['folds']}-fold cross-validation",
         "",

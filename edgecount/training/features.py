@@ -206,3 +206,52 @@ def choose_mirrored(features: np.ndarray, mirrored: np.ndarray | None, rows: np.
     flips = rng.random(len(rows)) < 0.5
     chosen[flips] = mirrored[rows[flips]]
     return chosen
+
+
+def create_epoch_datasets(
+    inputs: np.ndarray,
+    mirrored: np.ndarray | None,
+    targets: np.ndarray,
+    train_rows: np.ndarray,
+    validation_rows: np.ndarray,
+    seed: int,
+    phase: int,
+    batch_size: int,
+    weights: np.ndarray | None = None,
+) -> tuple[Any, Any]:
+    """Build the training data of an epoch (a function of the epoch) and the validation dataset from per-image arrays.
+
+    Phase 1 passes the pooled features, phase 2 on maps the cached maps. Each epoch is shuffled, and the
+    plain or mirrored row of each image chosen, from ``(seed, phase, epoch)``, so a resumed run gets the
+    same batches.
+
+    Args:
+        inputs: one row per dataset row.
+        mirrored: the rows of the mirrored images, or None without flips.
+        targets: training targets, indexed by dataset row.
+        train_rows: the rows that train.
+        validation_rows: the rows that early stopping watches.
+        seed: the run's seed.
+        phase: 1 or 2, part of each epoch's seed.
+        batch_size: rows per batch (global, over all replicas).
+        weights: sample weights indexed by dataset row, or None (default) for none. Only the training
+            batches carry them, so the validation loss stays the plain loss.
+
+    Returns:
+        ``(epoch_data, validation)``: ``epoch_data(epoch)`` returns the keyword arguments of Keras ``fit``
+        for that epoch (``{"x": dataset}``), and ``validation`` is a ``tf.data.Dataset``.
+    """
+    import tensorflow as tf
+
+    # NOTE: tf.data datasets, not NumPy arrays, because Keras 3.15 fit under MultiWorkerMirroredStrategy
+    # fails to convert the per-replica batches it makes from arrays.
+    def epoch_data(epoch: int) -> dict[str, Any]:
+        rng = np.random.default_rng([seed, phase, epoch])
+        order = train_rows[rng.permutation(len(train_rows))]
+        columns = (choose_mirrored(inputs, mirrored, order, rng), targets[order])
+        if weights is not None:
+            columns += (weights[order],)
+        return {"x": tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)}
+
+    validation = tf.data.Dataset.from_tensor_slices((inputs[validation_rows], targets[validation_rows])).batch(batch_size)
+    return epoch_data, validation

@@ -179,6 +179,7 @@ def create_augmented_dataset(
     settings: AugmentSettings | None,
     resize: Callable[[np.ndarray], np.ndarray],
     target: str = "count",
+    weights: np.ndarray | None = None,
 ) -> Any:
     """Build one epoch of phase 2 training batches, shuffled and augmented from a seed.
 
@@ -199,6 +200,8 @@ def create_augmented_dataset(
         resize: turns a (cropped) image into the ``image_size`` square RGB uint8 model input.
         target: the training target (see ``build_count_model``), applied to each count after any
             recount. Default ``count``.
+        weights: sample weights indexed by row (see ``edgecount.training.weighting``), or None (default)
+            for weight 1.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, counts, weights)`` batches: float32 pixels 0..255, float32
@@ -217,11 +220,12 @@ def create_augmented_dataset(
         image, boxes, ok = load(row)
         if not ok:
             return np.zeros((image_size, image_size, 3), np.float32), transformed(counts[row]), np.float32(0.0)
+        weight = np.float32(1.0 if weights is None else weights[row])
         if settings is None:
-            return resize(image).astype(np.float32), transformed(counts[row]), np.float32(1.0)
+            return resize(image).astype(np.float32), transformed(counts[row]), weight
         rng = np.random.default_rng([*entropy, row])
         pixels, recounted = augment_image(image, float(counts[row]), rng, resize, boxes, settings)
-        return pixels, transformed(recounted), np.float32(1.0)
+        return pixels, transformed(recounted), weight
 
     def element(row: Any) -> tuple[Any, Any, Any]:
         image, target, weight = tf.numpy_function(make, [row], [tf.float32, tf.float32, tf.float32], stateful=False)

@@ -45,6 +45,20 @@ def phase_record(phase: int, history: dict[str, list[float]], learning_rate: flo
     }
 
 
+def describe_augmentation(config: TrainConfig, has_boxes: bool, phases: list[dict[str, Any]]) -> str:
+    """Describe the augmentation each phase of the run used, for ``run.json``."""
+    if not config.augment:
+        return "none"
+    parts = ["phase 1: horizontal flip (plain or mirrored features)"]
+    phase_two = next((phase for phase in phases if phase["phase"] == 2), None)
+    if phase_two is not None and phase_two.get("input", "images") != "images":
+        parts.append("phase 2: horizontal flip (plain or mirrored maps)")
+    elif phase_two is not None:
+        crops = "crops recounted from boxes" if has_boxes else "no crops (no boxes)"
+        parts.append(f"phase 2: horizontal flip, brightness, contrast, saturation and colour jitter, {crops}")
+    return "; ".join(parts)
+
+
 def run_document(
     config: TrainConfig,
     dataset: LabelledDataset,
@@ -101,14 +115,8 @@ def run_document(
             "input_path": "tf.data stream" if stream else "in-memory",
             "feature_cache": str(config.features_dir) if config.features_dir else FEATURES_DIR,
             "batch_norm": "frozen in both phases (inference mode)",
-            # NOTE: this text describes phase 2 over images. With the default --fine-tune-on maps, phase 2
-            # only flips (mirrored maps), and phase 1 flips too (mirrored features).
-            "augmentation": (
-                "phase 2: horizontal flip, brightness, contrast, saturation and colour jitter, crops recounted from boxes"
-                if config.augment and dataset.boxes else
-                "phase 2: horizontal flip, brightness, contrast, saturation and colour jitter (no boxes, so no crops)"
-                if config.augment else "none"
-            ),
+            "augmentation": describe_augmentation(config, bool(dataset.boxes), phases),
+            "count_weighting": config.count_weighting,
             "deterministic_ops": True,
             **timings,
             "settings": config.as_dict(),

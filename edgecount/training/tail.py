@@ -15,13 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from edgecount.training.features import choose_mirrored, head_layers
+from edgecount.training.features import head_layers
 from edgecount.training.model import find_base
 
 
 # The maximum tail length with one input: Keras' MobileNetV2 with average pooling has 155 layers, and its
 # first block boundary, block_1_expand, is layer 9 (checked against the built model by the tests).
 MAX_TAIL_LAYERS = 146
+# The smallest tail with a weight that trains: the base ends in Conv_1, Conv_1_bn and out_relu, and
+# batch normalisation stays frozen, so 1 or 2 layers would unfreeze nothing.
+MIN_TAIL_LAYERS = 3
 
 
 @dataclass
@@ -96,20 +99,3 @@ def create_tail_fit_model(model: Any, start: int) -> Any:
         outputs = layer(outputs)
     return keras.Model(inputs, outputs, name="tail_fit")
 
-
-def create_map_datasets(
-    maps: np.ndarray, mirrored: np.ndarray | None, targets: np.ndarray, train_rows: np.ndarray, validation_rows: np.ndarray, seed: int, batch_size: int
-) -> tuple[Any, Any]:
-    """Return the phase 2 training data of an epoch (a function of the epoch) and the validation dataset.
-
-    Each epoch is shuffled, and the plain or mirrored maps of each image chosen, from ``(seed, 2, epoch)``.
-    """
-    import tensorflow as tf
-
-    def epoch_data(epoch: int) -> dict[str, Any]:
-        rng = np.random.default_rng([seed, 2, epoch])
-        order = train_rows[rng.permutation(len(train_rows))]
-        return {"x": tf.data.Dataset.from_tensor_slices((choose_mirrored(maps, mirrored, order, rng), targets[order])).batch(batch_size)}
-
-    validation = tf.data.Dataset.from_tensor_slices((maps[validation_rows], targets[validation_rows])).batch(batch_size)
-    return epoch_data, validation

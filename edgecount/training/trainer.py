@@ -41,7 +41,7 @@ from edgecount.training.distribute import create_strategy, multi_worker_fit_fixe
 from edgecount.training.features import (
     FEATURES_DIR,
     FeatureCache,
-    choose_mirrored,
+    create_epoch_datasets,
     create_feature_extractor,
     create_head_model,
     feature_batch_size,
@@ -64,7 +64,8 @@ from edgecount.training.loop import EpochData, PhaseState, restore_training, run
 from edgecount.training.model import build_count_model, create_fit_model, find_base, inverse_target, transform_counts
 from edgecount.training.record import compute_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, check_output_dir, prepare_staging, publish_staging, staging_dir
-from edgecount.training.tail import TailMaps, create_front_extractor, create_map_datasets, create_tail_fit_model, find_tail_start
+from edgecount.training.tail import TailMaps, create_front_extractor, create_tail_fit_model, find_tail_start
+from edgecount.training.weighting import count_weights
 
 _log = logging.getLogger(__name__)
 
@@ -181,18 +182,10 @@ def _train_with_strategy(
         if config.strategy == "multi-worker":
             patch_multi_worker_build(head, strategy)
         best = restore_training(model, head, arrays) if saved_phase == 1 else None
-    train_targets = targets[train_rows]
-
-    # NOTE: tf.data datasets, not NumPy arrays, because Keras 3.15 fit under MultiWorkerMirroredStrategy
-    # fails to convert the per-replica batches it makes from arrays.
-    def phase_one_epoch(epoch: int) -> dict[str, Any]:
-        rng = np.random.default_rng([config.seed, 1, epoch])
-        order = rng.permutation(len(train_rows))
-        epoch_features = choose_mirrored(features, mirrored, train_rows[order], rng)
-        return {"x": tf.data.Dataset.from_tensor_slices((epoch_features, train_targets[order])).batch(global_batch)}
-
-    tf = import_tensorflow("edgecount train")
-    validation_features = tf.data.Dataset.from_tensor_slices((features[validation_rows], targets[validation_rows])).batch(global_batch)
+    weights = count_weights(counts, train_rows, config.count_weighting)
+    phase_one_epoch, validation_features = create_epoch_datasets(
+        features, mirrored, targets, train_rows, validation_rows, config.seed, 1, global_batch, weights
+    )
     if not state_one.finished:
         run_phase(
             head, model, state_one, phase_one_epoch, validation_features,
@@ -323,7 +316,9 @@ def fine_tunes_on_maps(config: TrainConfig, stream: bool) -> bool:
     if not config.fine_tunes or config.fine_tune_on != "maps":
         return False
     if stream:
-        _log.info("the images are streamed, so phase 2 trains over images instead of cached maps")
+        # The maps of a streamed dataset would not fit in memory either (about 20 times the
+        # pooled features at 448 pixels).
+        _log.warning("the images are streamed, so phase 2 trains over images instead of cached maps (--fine-tune-on maps); each epoch runs the whole base")
         return False
     return True
 
@@ -415,7 +410,8 @@ def _phase_two_data(
     if tail_maps is None:
         return _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
     targets = transform_counts(counts, config.target)
-    return create_map_datasets(tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, global_batch)
+    weights = count_weights(counts, train_rows, config.count_weighting)
+    return create_epoch_datasets(tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, 2, global_batch, weights)
 
 
 def _image_datasets(
@@ -472,8 +468,11 @@ def _image_datasets(
             lambda batch, batch_counts, ok: (batch, batch_counts, tf.cast(ok, tf.float32))
         )
 
+    weights = count_weights(counts, train_rows, config.count_weighting)
+
     def epoch_data(epoch: int) -> dict[str, Any]:
-        return {"x": create_augmented_dataset(load, train_rows, counts, size, global_batch, [config.seed, 2, epoch], settings, resize, config.target)}
+        entropy = [config.seed, 2, epoch]
+        return {"x": create_augmented_dataset(load, train_rows, counts, size, global_batch, entropy, settings, resize, config.target, weights)}
 
     return epoch_data, validation_data
 

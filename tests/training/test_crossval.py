@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CV_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "sqrt")
+CV_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "sqrt",
+           "--count-weighting", "sqrt-inverse")
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,7 @@ def test_crossval_bucket_table(cv_run):
     report = (out / "cv.md").read_text()
     assert "| faces | images | RMSE | MAE | bias | int8 RMSE | int8 bias |" in report
     assert "| 15+ | " in report
+    assert "fine-tuning of the last 39 layers on cached maps for up to 1 epochs, sample weights sqrt-inverse of the count frequency" in report
     assert report.count("\n| 1 | ") == 1
     assert report.count("\n| 2 | ") == 1
 

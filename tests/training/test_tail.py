@@ -73,12 +73,12 @@ def test_tail_fit_model_shares_weights(model):
 
 
 def test_map_datasets_flip_from_seed():
-    from edgecount.training.tail import create_map_datasets
+    from edgecount.training.features import create_epoch_datasets
 
     maps = np.zeros((10, 2, 2, 1), np.float32)
     mirrored = np.ones_like(maps)
     targets = np.arange(10, dtype=np.float32)
-    epoch_data, validation = create_map_datasets(maps, mirrored, targets, np.arange(8), np.array([8, 9]), seed=3, batch_size=4)
+    epoch_data, validation = create_epoch_datasets(maps, mirrored, targets, np.arange(8), np.array([8, 9]), seed=3, phase=2, batch_size=4)
 
     def epoch(number: int) -> tuple[np.ndarray, np.ndarray]:
         batches = list(epoch_data(number)["x"])

@@ -78,6 +78,8 @@ def test_train_run_json_contract(trained_run, weights_035: Path):
     assert phases[0]["epochs_run"] == 2
     assert phases[1]["epochs_run"] == 1
     assert "inference mode" in phases[1]["batch_norm"]
+    assert run.config["training"]["augmentation"].endswith("phase 2: horizontal flip (plain or mirrored maps)")
+    assert run.config["training"]["count_weighting"] == "none"
     assert run.config["split"]["train"] + run.config["split"]["validation"] == 36
     assert run.config["training"]["target"] == "log"
     assert run.config["data"]["images"] == 36
@@ -175,15 +177,18 @@ def test_train_force_streams_cached_features(trained_run, small_dataset: Path, w
     code, stdout, stderr = run_cli(
         "-v", "train", "--data", small_dataset, "--out", out, "--weights", weights_035, "--force",
         "--alpha", "0.35", "--image-size", "64", "--epochs", "1", "--fine-tune-epochs", "1", "--stream",
-        "--tensorboard",
+        "--tensorboard", "--count-weighting", "sqrt-inverse",
     )
     assert code == 0, stderr
     assert "reusing cached features" in stderr
+    assert "phase 2 trains over images instead of cached maps (--fine-tune-on maps)" in stderr
     np.testing.assert_allclose(np.load(mirrored_file), in_memory, rtol=1e-4, atol=1e-4)
     config = json.loads((out / "run.json").read_text())
     assert config["training"]["input_path"] == "tf.data stream"
     assert [phase["epochs_run"] for phase in config["training"]["phases"]] == [1, 1]
     assert config["training"]["phases"][1]["input"] == "images", "streamed images fine-tune over images"
+    assert config["training"]["count_weighting"] == "sqrt-inverse"
+    assert config["training"]["augmentation"].startswith("phase 1: horizontal flip (plain or mirrored features); phase 2: horizontal flip, brightness")
     assert config["data"]["skipped"] == 1
     assert list((out / "logs" / "phase1").rglob("events.out.tfevents.*"))
     assert list((out / "logs" / "phase2").rglob("events.out.tfevents.*"))
@@ -230,6 +235,9 @@ def test_train_missing_dataset(run_cli, tmp_path: Path):
     (("--learning-rate", "0"), "--learning-rate must be positive"),
     (("--fine-tune-on", "pixels"), "--fine-tune-on must be one of maps, images"),
     (("--fine-tune-layers", "150"), "--fine-tune-layers 150 reaches the first block of MobileNetV2"),
+    (("--fine-tune-layers", "1"), "so no base weight would train; pass at least --fine-tune-layers 3 (Conv_1), or 0 to skip phase 2"),
+    (("--fine-tune-layers", "2"), "--fine-tune-layers 2 unfreezes only out_relu and Conv_1_bn"),
+    (("--count-weighting", "inverse"), "--count-weighting must be one of none, sqrt-inverse, got 'inverse'"),
 ])
 def test_train_rejects_bad_option(run_cli, tmp_path: Path, small_dataset: Path, args, fragment):
     code, _, stderr = run_cli("train", "--data", small_dataset, "--out", tmp_path / "run", *args)

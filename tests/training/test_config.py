@@ -1,0 +1,35 @@
+"""Training settings: absolute paths, so a saved run resumes from any folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecount.training.config import TrainConfig
+
+
+def test_config_paths_made_absolute(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(data_dir=Path("data"), out_dir=Path("runs/one"), features_dir=Path("cache"), weights="weights/base.h5")
+    assert config.data_dir == tmp_path / "data"
+    assert config.out_dir == tmp_path / "runs" / "one"
+    assert config.features_dir == tmp_path / "cache"
+    assert config.weights == str(tmp_path / "weights" / "base.h5")
+
+
+def test_config_keeps_weight_keywords(tmp_path: Path):
+    for keyword in ("imagenet", "none", "None"):
+        assert TrainConfig(data_dir=tmp_path, out_dir=tmp_path, weights=keyword).weights == keyword
+
+
+def test_saved_config_resumes_elsewhere(tmp_path: Path, monkeypatch):
+    (tmp_path / "start").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "start")
+    saved = TrainConfig(data_dir=Path("data"), out_dir=Path("run"), weights="base.h5").as_dict()
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    restored = TrainConfig.from_dict(saved)
+    assert restored.data_dir == tmp_path / "start" / "data"
+    assert restored.out_dir == tmp_path / "start" / "run"
+    assert restored.weights == str(tmp_path / "start" / "base.h5")
+    assert restored.features_dir is None
