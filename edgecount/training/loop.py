@@ -90,6 +90,28 @@ def restore_training(model: Any, fit_model: Any, arrays: dict[str, list[np.ndarr
     return arrays.get("best")
 
 
+def create_phase_progbar(phase: int, max_epochs: int) -> Any:
+    """Build a Keras progress logger whose epoch header counts within the phase, such as ``Phase 2 epoch 3/15``.
+
+    Each epoch is its own ``fit`` call, so Keras' own header would read ``Epoch 3/3``. Passing this
+    logger among the callbacks keeps ``fit`` from adding its default one.
+    """
+    import keras
+
+    class PhaseProgbar(keras.callbacks.ProgbarLogger):
+        def set_params(self, params: dict[str, Any]) -> None:
+            super().set_params(params)
+            # Keras 3 prints its header only when fit runs more than one epoch.
+            self.epochs = 1
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if self.verbose:
+                print(f"Phase {phase} epoch {epoch + 1}/{max_epochs}", flush=True)
+            super().on_epoch_begin(epoch, logs)
+
+    return PhaseProgbar()
+
+
 def run_phase(
     fit_model: Any,
     model: Any,
@@ -141,7 +163,7 @@ def run_phase(
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 shuffle=False,  # epoch_data orders the epoch from the seed
-                callbacks=callbacks or [],
+                callbacks=[*(callbacks or []), *([create_phase_progbar(state.phase, max_epochs)] if verbose else [])],
                 verbose=verbose,
             )
         state.seconds += time.perf_counter() - clock
