@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,9 @@ class TrainConfig:
         verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
         count_weighting: ``none``, or ``sqrt-inverse`` to weight each training image by 1 over the
             square root of the smoothed frequency of its count, so rare crowded photos pull harder on the
-            fit (see ``edgecount.training.weighting``). Validation losses stay unweighted.
+            fit (see ``edgecount.training.weighting``). Validation losses stay unweighted. In 5-fold
+            cross-validation at 448 pixels, sqrt-inverse raised the mean RMSE from 1.286 to 1.483 and
+            moved the bias on photos with 15 or more faces only from -4.6 to -4.4, so the default is none.
         features_dir: the feature cache folder; None (default) for ``features/`` inside the run folder.
             Runs with the same images, base, weights and input size can share one.
     """
@@ -112,12 +115,12 @@ class TrainConfig:
     count_weighting: str = "none"
 
     def __post_init__(self) -> None:
-        # Absolute paths, so the saved settings resume from any folder and runs started from different
-        # folders share one feature cache (its key contains the image paths).
-        self.data_dir, self.out_dir = Path(self.data_dir).absolute(), Path(self.out_dir).absolute()
-        self.features_dir = None if self.features_dir is None else Path(self.features_dir).absolute()
-        if self.weights is not None and str(self.weights) != "imagenet" and str(self.weights).lower() != "none":
-            self.weights = str(Path(self.weights).absolute())
+        # Absolute, normalised paths, so the saved settings resume from any folder and runs started from
+        # different folders share one feature cache (its key contains the image paths).
+        self.data_dir, self.out_dir = _absolute(self.data_dir), _absolute(self.out_dir)
+        self.features_dir = None if self.features_dir is None else _absolute(self.features_dir)
+        keyword = "none" if self.weights is None else str(self.weights).lower()
+        self.weights = keyword if keyword in ("imagenet", "none") else str(_absolute(self.weights))
 
     def validate(self) -> None:
         """Check every value and raise ``ValueError`` naming the option, the value and what is allowed."""
@@ -140,10 +143,11 @@ class TrainConfig:
             )
         if self.count_weighting not in COUNT_WEIGHTINGS:
             raise ValueError(f"--count-weighting must be one of {', '.join(COUNT_WEIGHTINGS)}, got {self.count_weighting!r}")
-        if 0 < self.fine_tune_layers < MIN_TAIL_LAYERS:
+        if 0 < self.fine_tune_layers < MIN_TAIL_LAYERS and self.fine_tune_epochs > 0:
+            unfrozen = "out_relu" if self.fine_tune_layers == 1 else "out_relu and Conv_1_bn (batch normalisation stays frozen)"
             raise ValueError(
-                f"--fine-tune-layers {self.fine_tune_layers} unfreezes only out_relu and Conv_1_bn, and batch normalisation stays frozen, "
-                f"so no base weight would train; pass at least --fine-tune-layers {MIN_TAIL_LAYERS} (Conv_1), or 0 to skip phase 2"
+                f"--fine-tune-layers {self.fine_tune_layers} unfreezes only {unfrozen}, so no base weight would train; "
+                f"pass at least --fine-tune-layers {MIN_TAIL_LAYERS} (Conv_1), or 0 to skip phase 2"
             )
         if self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -182,3 +186,8 @@ class TrainConfig:
         values["data_dir"], values["out_dir"] = str(self.data_dir), str(self.out_dir)
         values["features_dir"] = None if self.features_dir is None else str(self.features_dir)
         return values
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` made absolute against the working directory, with ``..`` and ``.`` removed."""
+    return Path(os.path.abspath(path))

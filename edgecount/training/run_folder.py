@@ -62,11 +62,17 @@ def load_resume_config(run_dir: Path) -> TrainConfig:
         raise ResumeError(f"{settings} not found, so the settings of the interrupted run are unknown; start it again with --data, --out {out_dir}") from error
     except (OSError, json.JSONDecodeError) as error:
         raise ResumeError(f"{settings} is unreadable ({error}); start the run again with --data, --out {out_dir}") from error
+    started_in = values.get("data_dir") if isinstance(values, dict) else None
+    if isinstance(started_in, str) and not os.path.isabs(started_in) and not Path(started_in).is_dir():
+        raise ResumeError(
+            f"{settings} was written by an older edgecount with the relative dataset path {started_in}, "
+            f"which is not found from {os.getcwd()}; run edgecount train --resume from the folder the run was started in"
+        )
     try:
         config = TrainConfig.from_dict(values)
     except (TypeError, ValueError) as error:
         raise ResumeError(f"{settings} does not hold valid settings ({error}); start the run again with --data, --out {out_dir}") from error
-    config.out_dir = out_dir
+    config.out_dir = Path(os.path.abspath(out_dir))
     return config
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ from edgecount.training.images import (
     should_stream,
 )
 from edgecount.training.loop import EpochData, PhaseState, restore_training, run_phase
-from edgecount.training.model import build_count_model, create_fit_model, find_base, inverse_target, transform_counts
+from edgecount.training.model import WeightsError, build_count_model, create_fit_model, find_base, inverse_target, transform_counts
 from edgecount.training.record import compute_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, check_output_dir, prepare_staging, publish_staging, staging_dir
 from edgecount.training.tail import TailMaps, create_front_extractor, create_tail_fit_model, find_tail_start
@@ -113,6 +114,11 @@ def train(config: TrainConfig, on_step: OnStep | None = None, resume: bool = Fal
         write_json_atomically(staging / TRAIN_CONFIG_FILE, config.as_dict())
     try:
         document = _train_in_staging(config, dataset, staging, on_step, started, resume)
+    except WeightsError:
+        # Nothing trained yet, and --resume keeps the weights setting, so a staged run could not continue.
+        if not resume:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     except BaseException:
         # Ctrl-C lands here too. The checkpoint of the last finished epoch and the cached features stay.
         _log.warning(
@@ -279,7 +285,7 @@ def _compute_features(
 
     if cached is not None:
         features, failures = cached
-        _log.info("reusing cached features %s/%s.npy", FEATURES_DIR, key)
+        _log.info("reusing cached features %s", cache.folder / f"{key}.npy")
         # Phase 2 and the mirrored pass in memory still need the pixels.
         if not stream and (config.fine_tunes or needs_mirrored_pass):
             images, _ = load_images([path for path in paths if path not in failures], config.image_size, on_step, sizes=sizes)
@@ -295,7 +301,7 @@ def _compute_features(
     keep = np.array([path not in failures for path in paths], dtype=bool)
     mirrored = None
     if cached_mirrored is not None:
-        _log.info("reusing cached mirrored features %s/%s.npy", FEATURES_DIR, mirrored_key)
+        _log.info("reusing cached mirrored features %s", cache.folder / f"{mirrored_key}.npy")
         mirrored = cached_mirrored[0]
     elif needs_mirrored_pass:
         mirrored_step = None if on_step is None else functools.partial(_rename_stage, on_step, "mirrored-features")
@@ -341,7 +347,7 @@ def _compute_maps(
         key = feature_cache_key(paths, config.alpha, config.image_size, config.weights, config.seed, mirrored, layer_name)
         cached = cache.load(key, paths)
         if cached is not None:
-            _log.info("reusing cached %smaps %s/%s.npy", "mirrored " if mirrored else "", FEATURES_DIR, key)
+            _log.info("reusing cached %smaps %s", "mirrored " if mirrored else "", cache.folder / f"{key}.npy")
             computed.append(cached[0])
             continue
         stage = "mirrored-maps" if mirrored else "maps"

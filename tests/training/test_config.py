@@ -16,9 +16,18 @@ def test_config_paths_made_absolute(tmp_path: Path, monkeypatch):
     assert config.weights == str(tmp_path / "weights" / "base.h5")
 
 
-def test_config_keeps_weight_keywords(tmp_path: Path):
-    for keyword in ("imagenet", "none", "None"):
-        assert TrainConfig(data_dir=tmp_path, out_dir=tmp_path, weights=keyword).weights == keyword
+def test_config_normalises_paths(tmp_path: Path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    config = TrainConfig(data_dir=Path("../data/"), out_dir=Path("../runs/x/../one"), weights="./w/../base.h5")
+    assert config.data_dir == tmp_path / "data"
+    assert config.out_dir == tmp_path / "runs" / "one"
+    assert config.weights == str(tmp_path / "work" / "base.h5")
+
+
+def test_config_weight_keywords_any_case(tmp_path: Path):
+    for keyword, expected in (("imagenet", "imagenet"), ("ImageNet", "imagenet"), ("none", "none"), ("None", "none"), ("NONE", "none"), (None, "none")):
+        assert TrainConfig(data_dir=tmp_path, out_dir=tmp_path, weights=keyword).weights == expected
 
 
 def test_saved_config_resumes_elsewhere(tmp_path: Path, monkeypatch):

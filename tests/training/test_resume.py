@@ -106,8 +106,9 @@ def test_train_resume_matches_uninterrupted(reference_run: Path, boxed_dataset: 
     assert (state["phase"], state["phase2"]["epochs_done"]) == (2, 1)
 
     # The command reads the settings from the partial folder and finishes the run.
-    code, stdout, stderr = run_cli("train", "--resume", out)
+    code, stdout, stderr = run_cli("-q", "train", "--resume", out)
     assert code == 0, stderr
+    assert "Phase 2 epoch" not in stderr, "-q hides the per-epoch progress"
     assert json.loads(stdout)["run"] == str(out)
     assert not partial.exists()
     for expected, actual in zip(final_weights(reference_run), final_weights(out), strict=True):
@@ -131,6 +132,19 @@ def test_train_resume_missing_run(run_cli, tmp_path: Path):
     assert code == 1
     assert "no interrupted run at" in stderr
     assert ".never.partial not found" in " ".join(stderr.split())
+
+
+def test_train_resume_old_relative_settings(run_cli, tmp_path: Path, monkeypatch, boxed_dataset: Path, weights_035: Path):
+    values = make_config(boxed_dataset, tmp_path / "old", weights_035).as_dict()
+    values["data_dir"] = "relative/dataset"
+    (tmp_path / ".old.partial").mkdir()
+    (tmp_path / ".old.partial" / "train_config.json").write_text(json.dumps(values))
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run_cli("train", "--resume", tmp_path / "old")
+    assert code == 1
+    message = " ".join(stderr.split())
+    assert "relative dataset path relative/dataset" in message
+    assert "from the folder the run was started in" in message
 
 
 def test_train_resume_partial_without_settings(run_cli, tmp_path: Path):

@@ -209,6 +209,8 @@ def test_train_missing_weights_file(small_dataset: Path, run_cli, tmp_path: Path
     assert "absent.h5 not found" in stderr
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5" in stderr
     assert not (tmp_path / "run").exists()
+    assert not (tmp_path / ".run.partial").exists(), "nothing staged that --resume could continue"
+    assert "--resume" not in stderr
 
 
 def test_train_weights_for_other_alpha(small_dataset: Path, weights_035: Path, run_cli, tmp_path: Path):
@@ -218,6 +220,8 @@ def test_train_weights_for_other_alpha(small_dataset: Path, weights_035: Path, r
     code, _, stderr = run_cli("train", "--data", small_dataset, "--out", tmp_path / "run", "--weights", weights_05, "--alpha", "0.35", "--image-size", "64")
     assert code == 1
     assert "do not fit MobileNetV2 alpha 0.35" in stderr
+    assert not (tmp_path / ".run.partial").exists()
+    assert "--resume" not in stderr
 
 
 def test_train_missing_dataset(run_cli, tmp_path: Path):
