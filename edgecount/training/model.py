@@ -86,9 +86,10 @@ def build_count_model(
 
     weights_arg = _resolve_weights(weights, alpha, image_size)
     # NOTE: crowded photos are undercounted. In 5-fold cross-validation on 2,800 group photos, the
-    # bias on the 21 photos with 15 or more faces was about -4.3 faces at 448 pixels after phase 2 on
-    # maps. A density head summing per-cell counts, fitted to counts from the face boxes, did worse
-    # on one fold (docs/training.md). Larger inputs and deeper fine-tuning each reduced it a little.
+    # bias on the 21 photos with 15 or more faces was -4.6 faces with alpha 0.35 and -3.9 with alpha
+    # 0.5, at 448 pixels with the default phase 2. A density head fitted to per-cell counts from the
+    # face boxes and --count-weighting sqrt-inverse did not remove it (docs/training.md). Larger
+    # inputs, wider bases and deeper fine-tuning each reduced it a little.
     try:
         base = keras.applications.MobileNetV2(
             input_shape=(image_size, image_size, 3),
