@@ -80,7 +80,7 @@ class TrainConfig:
             square root of the smoothed frequency of its count, so rare crowded photos pull harder on the
             fit (see ``edgecount.training.weighting``). Validation losses stay unweighted. In 5-fold
             cross-validation at 448 pixels, sqrt-inverse raised the mean RMSE from 1.286 to 1.483 and
-            moved the bias on photos with 15 or more faces only from -4.6 to -4.4, so the default is none.
+            moved the bias on photos with 15 or more faces only from -4.6 to -4.4, so the default is ``none``.
         features_dir: the feature cache folder; None (default) for ``features/`` inside the run folder.
             Runs with the same images, base, weights and input size can share one.
     """

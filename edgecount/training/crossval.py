@@ -309,7 +309,9 @@ def _train_fold(
         unfrozen = _unfreeze_tail(model, config.fine_tune_layers)
         fit_model = create_fit_model(model) if tail_maps is None else create_tail_fit_model(model, tail_maps.start)
         _compile(fit_model, config.loss, config.fine_tune_learning_rate)
-        epoch_data, validation_data = _phase_two_data(tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch)
+        epoch_data, validation_data = _phase_two_data(
+            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch, weights
+        )
         state_two = PhaseState(2)
         _log.info("fold %d/%d: phase 2, %d layers unfrozen", fold + 1, folds, unfrozen)
         run_phase(fit_model, model, state_two, epoch_data, validation_data, config.fine_tune_epochs, config.patience, store, {}, {}, verbose=0)

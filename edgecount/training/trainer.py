@@ -214,7 +214,7 @@ def _train_with_strategy(
                 patch_multi_worker_build(fit_model, strategy)
             best = restore_training(model, fit_model, arrays) if saved_phase == 2 else None
         phase_two_epoch, validation_data = _phase_two_data(
-            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch
+            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights
         )
         run_phase(
             fit_model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
@@ -411,12 +411,15 @@ def _phase_two_data(
     config: TrainConfig,
     stream: bool,
     global_batch: int,
+    weights: np.ndarray | None,
 ) -> tuple[EpochData, Any]:
-    """Return the phase 2 training data of an epoch and the validation data: on the cached maps when given, else over images."""
+    """Return the phase 2 training data of an epoch and the validation data: on the cached maps when given, else over images.
+
+    ``weights`` are the sample weights of ``count_weights`` (None for none), indexed by dataset row.
+    """
     if tail_maps is None:
-        return _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch)
+        return _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights)
     targets = transform_counts(counts, config.target)
-    weights = count_weights(counts, train_rows, config.count_weighting)
     return create_epoch_datasets(tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, 2, global_batch, weights)
 
 
@@ -430,6 +433,7 @@ def _image_datasets(
     config: TrainConfig,
     stream: bool,
     global_batch: int,
+    weights: np.ndarray | None,
 ) -> tuple[EpochData, Any]:
     """Return the phase 2 training data of an epoch (a function of the epoch) and the validation pipeline.
 
@@ -473,8 +477,6 @@ def _image_datasets(
         validation_data = create_image_stream(paths, targets[validation_rows], size, global_batch).map(
             lambda batch, batch_counts, ok: (batch, batch_counts, tf.cast(ok, tf.float32))
         )
-
-    weights = count_weights(counts, train_rows, config.count_weighting)
 
     def epoch_data(epoch: int) -> dict[str, Any]:
         entropy = [config.seed, 2, epoch]

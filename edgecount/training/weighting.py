@@ -28,7 +28,8 @@ def smoothed_count_density(train_counts: np.ndarray, counts: np.ndarray, sigma: 
         sigma: standard deviation of the kernel in faces. Default 2.
 
     Returns:
-        float64 densities, positive everywhere, summing to 1 over the integer counts from 0 to the largest count in either array.
+        float64 densities. The smoothed histogram sums to 1 over the integer counts from 0 to the largest
+        count in either array, and a count beyond the kernel's reach gets its smallest positive value.
     """
     top = int(np.ceil(max(np.max(train_counts), np.max(counts))))
     histogram = np.bincount(np.clip(np.rint(train_counts).astype(np.int64), 0, None), minlength=top + 1).astype(np.float64)
