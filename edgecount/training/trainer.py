@@ -411,7 +411,7 @@ def _phase_two_data(
     config: TrainConfig,
     stream: bool,
     global_batch: int,
-    weights: np.ndarray | None,
+    weights: np.ndarray | None = None,
 ) -> tuple[EpochData, Any]:
     """Return the phase 2 training data of an epoch and the validation data: on the cached maps when given, else over images.
 
@@ -433,7 +433,7 @@ def _image_datasets(
     config: TrainConfig,
     stream: bool,
     global_batch: int,
-    weights: np.ndarray | None,
+    weights: np.ndarray | None = None,
 ) -> tuple[EpochData, Any]:
     """Return the phase 2 training data of an epoch (a function of the epoch) and the validation pipeline.
 
