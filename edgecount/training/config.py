@@ -10,6 +10,7 @@ from typing import Any
 
 from edgecount.training.distribute import STRATEGIES
 from edgecount.training.model import ALPHAS, TARGETS
+from edgecount.training.mosaic import DEFAULT_MOSAIC, MAX_MOSAIC
 from edgecount.training.tail import MAX_TAIL_LAYERS, MIN_TAIL_LAYERS
 from edgecount.training.weighting import COUNT_WEIGHTINGS
 
@@ -83,6 +84,10 @@ class TrainConfig:
             moved the bias on photos with 15 or more faces only from -4.6 to -4.4, so the default is ``none``.
         features_dir: the feature cache folder; None (default) for ``features/`` inside the run folder.
             Runs with the same images, base, weights and input size can share one.
+        mosaic: mosaics of four training photos at half size, with the sum of their counts, added to
+            phase 2 as a share of the training photos (0.5 adds one mosaic per two photos; 0 turns them
+            off). On maps they are a pool drawn once, whose maps cost one front pass per mosaic. See
+            ``edgecount.training.mosaic``.
     """
 
     data_dir: Path
@@ -113,6 +118,7 @@ class TrainConfig:
     features_dir: Path | None = None
     fine_tune_on: str = "maps"
     count_weighting: str = "none"
+    mosaic: float = DEFAULT_MOSAIC
 
     def __post_init__(self) -> None:
         # Absolute, normalised paths, so the saved settings resume from any folder and runs started from
@@ -141,6 +147,8 @@ class TrainConfig:
                 f"--fine-tune-layers {self.fine_tune_layers} reaches the first block of MobileNetV2, whose input is the image; "
                 f"pass at most --fine-tune-layers {MAX_TAIL_LAYERS} or --fine-tune-on images"
             )
+        if not 0.0 <= self.mosaic <= MAX_MOSAIC:
+            raise ValueError(f"--mosaic must be between 0 (no mosaics) and {MAX_MOSAIC:g} mosaics per training photo, got {self.mosaic:g}")
         if self.count_weighting not in COUNT_WEIGHTINGS:
             raise ValueError(f"--count-weighting must be one of {', '.join(COUNT_WEIGHTINGS)}, got {self.count_weighting!r}")
         if 0 < self.fine_tune_layers < MIN_TAIL_LAYERS and self.fine_tune_epochs > 0:
@@ -177,8 +185,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings {', '.join(sorted(unknown))}; they were saved by another edgecount version")
         # Settings saved before phase 2 could train on maps describe a run that fine-tunes over images.
-        # Settings saved before --count-weighting existed describe an unweighted run.
-        return cls(**{"fine_tune_on": "images", "count_weighting": "none", **values})
+        # Settings saved before --count-weighting existed describe an unweighted run, and those saved
+        # before --mosaic a run without mosaics.
+        return cls(**{"fine_tune_on": "images", "count_weighting": "none", "mosaic": 0.0, **values})
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-ready values."""

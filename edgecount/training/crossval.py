@@ -220,7 +220,7 @@ def _cross_validate_in_staging(
         clock = time.perf_counter()
         held_out = np.flatnonzero(assignment == fold)
         training = np.flatnonzero(assignment != fold)
-        result = _train_fold(config, dataset, features, mirrored, tail_maps, images, sizes, counts, training, held_out, stream, fold, folds)
+        result = _train_fold(config, dataset, features, mirrored, tail_maps, images, sizes, counts, training, held_out, stream, fold, folds, staging)
         predictions[held_out] = result["predictions"]
         row = {"fold": fold + 1, **error_metrics(result["predictions"], counts[held_out]), **result["record"]}
         if int8_predictions is not None:
@@ -269,12 +269,13 @@ def _train_fold(
     stream: bool,
     fold: int,
     folds: int,
+    staging: Path,
 ) -> dict[str, Any]:
     """Train one fold's model as ``edgecount train`` does and return its held-out predictions and record."""
     import keras
 
     from edgecount.training.features import create_epoch_datasets, create_head_model
-    from edgecount.training.trainer import _compile, _phase_two_data, _predict_images, _unfreeze_tail
+    from edgecount.training.trainer import _compile, _phase_two_data, _predict_images, _unfreeze_tail, compute_run_mosaics
 
     samples = dataset.samples
     targets = transform_counts(counts, config.target)
@@ -290,6 +291,9 @@ def _train_fold(
     model = build_count_model(config.alpha, config.image_size, config.weights, config.dropout, config.head_units, config.target)
     store = _NoCheckpoints()
     batch = config.batch_size
+
+    # The fold's phase 2 mosaics, drawn from its inner training images only.
+    mosaics = compute_run_mosaics(model, dataset, config, staging, train_rows, counts, stream)
 
     # Phase 1: the head on the cached features.
     head = create_head_model(model)
@@ -310,7 +314,7 @@ def _train_fold(
         fit_model = create_fit_model(model) if tail_maps is None else create_tail_fit_model(model, tail_maps.start)
         _compile(fit_model, config.loss, config.fine_tune_learning_rate)
         epoch_data, validation_data = _phase_two_data(
-            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch, weights
+            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch, weights, mosaics
         )
         state_two = PhaseState(2)
         _log.info("fold %d/%d: phase 2, %d layers unfrozen", fold + 1, folds, unfrozen)

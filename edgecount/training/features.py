@@ -20,6 +20,7 @@ import numpy as np
 
 from edgecount.training.images import OnStep, create_image_stream
 from edgecount.training.model import TRANSFORMED_OUTPUT, find_base, model_target
+from edgecount.training.mosaic import MosaicPool
 
 _log = logging.getLogger(__name__)
 
@@ -116,13 +117,20 @@ def features_from_stream(
 
 
 def feature_cache_key(
-    paths: list[Path], alpha: float, image_size: int, weights: str, seed: int, mirrored: bool = False, maps_at: str | None = None
+    paths: list[Path],
+    alpha: float,
+    image_size: int,
+    weights: str,
+    seed: int,
+    mirrored: bool = False,
+    maps_at: str | None = None,
+    mosaics: bool = False,
 ) -> str:
     """Return a hash that changes with the images (path, size, mtime), the preprocessing, the base and its weights.
 
     Random weights (``none``) depend on the seed, so the seed is part of the key only then. The features
-    of mirrored images, and the maps at the input of base layer ``maps_at`` (for phase 2 on maps), get
-    keys of their own.
+    of mirrored images, the maps at the input of base layer ``maps_at`` (for phase 2 on maps), and those
+    of mosaics (``mosaics``; then ``paths`` lists the 4 photos of each mosaic in turn) get keys of their own.
     """
     import keras
 
@@ -146,6 +154,8 @@ def feature_cache_key(
         header["mirrored"] = True
     if maps_at is not None:
         header["maps_at"] = maps_at
+    if mosaics:
+        header["mosaics"] = True
     hasher.update(json.dumps(header, sort_keys=True).encode())
     for path in paths:
         try:
@@ -218,12 +228,13 @@ def create_epoch_datasets(
     phase: int,
     batch_size: int,
     weights: np.ndarray | None = None,
+    mosaic: MosaicPool | None = None,
 ) -> tuple[Any, Any]:
     """Build the training data of an epoch (a function of the epoch) and the validation dataset from per-image arrays.
 
-    Phase 1 passes the pooled features, phase 2 on maps the cached maps. Each epoch is shuffled, and the
-    plain or mirrored row of each image chosen, from ``(seed, phase, epoch)``, so a resumed run gets the
-    same batches.
+    Phase 1 passes the pooled features, phase 2 on maps the cached maps. Each epoch is shuffled, the
+    plain or mirrored row of each image chosen, and the mosaics shuffled in, from ``(seed, phase, epoch)``,
+    so a resumed run gets the same batches.
 
     Args:
         inputs: one row per dataset row.
@@ -235,7 +246,9 @@ def create_epoch_datasets(
         phase: 1 or 2, part of each epoch's seed.
         batch_size: rows per batch (global, over all replicas).
         weights: sample weights indexed by dataset row, or None (default) for none. Only the training
-            batches carry them, so the validation loss stays the plain loss.
+            batches carry them, so the validation loss stays the plain loss. Mosaics weigh 1.
+        mosaic: the pool of mosaics whose inputs join every epoch, or None (default) for none. Only the
+            mosaics made of ``train_rows`` alone train.
 
     Returns:
         ``(epoch_data, validation)``: ``epoch_data(epoch)`` returns the keyword arguments of Keras ``fit``
@@ -245,13 +258,26 @@ def create_epoch_datasets(
 
     # NOTE: tf.data datasets, not NumPy arrays, because Keras 3.15 fit under MultiWorkerMirroredStrategy
     # fails to convert the per-replica batches it makes from arrays.
+    mosaics = None if mosaic is None else mosaic.select(train_rows)
+
     def epoch_data(epoch: int) -> dict[str, Any]:
         rng = np.random.default_rng([seed, phase, epoch])
         order = train_rows[rng.permutation(len(train_rows))]
         columns = (choose_mirrored(inputs, mirrored, order, rng), targets[order])
         if weights is not None:
             columns += (weights[order],)
+        if mosaics is not None:
+            columns = _shuffle_in_mosaics(columns, mosaics, rng)
         return {"x": tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)}
 
     validation = tf.data.Dataset.from_tensor_slices((inputs[validation_rows], targets[validation_rows])).batch(batch_size)
     return epoch_data, validation
+
+
+def _shuffle_in_mosaics(columns: tuple[np.ndarray, ...], mosaics: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Append the mosaics' inputs and targets (and weight 1 when the photos carry weights) to the photos' columns, then shuffle all rows."""
+    added = [mosaics[0].astype(np.float32, copy=False), mosaics[1].astype(np.float32, copy=False)]
+    if len(columns) == 3:
+        added.append(np.ones(len(mosaics[1]), np.float32))
+    order = rng.permutation(len(columns[1]) + len(mosaics[1]))
+    return tuple(np.concatenate([column, extra])[order] for column, extra in zip(columns, added))

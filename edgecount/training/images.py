@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from edgecount.runtime import ImageDecodeError, load_image, preprocess
-from edgecount.training.augment import AugmentSettings, augment_image
+from edgecount.training.augment import AugmentSettings, augment_image, resize_square
 from edgecount.training.model import transform_counts
+from edgecount.training.mosaic import MOSAIC_STREAM, choose_tiles, mosaic_count, mosaic_size, tile_images
 
 _log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ def create_augmented_dataset(
     resize: Callable[[np.ndarray], np.ndarray],
     target: str = "count",
     weights: np.ndarray | None = None,
+    mosaic: float = 0.0,
 ) -> Any:
     """Build one epoch of phase 2 training batches, shuffled and augmented from a seed.
 
@@ -202,6 +204,9 @@ def create_augmented_dataset(
             recount. Default ``count``.
         weights: sample weights indexed by row (see ``edgecount.training.weighting``), or None (default)
             for weight 1.
+        mosaic: mosaics per row in the epoch (see ``edgecount.training.mosaic``): 4 photos of ``rows``,
+            each augmented and shrunk to half size, tiled 2x2, with the sum of their (recounted) counts
+            and weight 1. Default 0, none.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, counts, weights)`` batches: float32 pixels 0..255, float32
@@ -211,12 +216,40 @@ def create_augmented_dataset(
 
     tf = import_tensorflow("augmenting training images")
     order = np.asarray(rows)[np.random.default_rng(list(entropy)).permutation(len(rows))]
+    # Mosaic k is element -(k + 1); its 4 photos are tiles[k].
+    tiles = choose_tiles(np.random.default_rng([*entropy, MOSAIC_STREAM]), np.asarray(rows), mosaic_count(mosaic, len(rows)))
+    if len(tiles):
+        elements = np.concatenate([order, -np.arange(1, len(tiles) + 1)])
+        order = elements[np.random.default_rng([*entropy, MOSAIC_STREAM, 1]).permutation(len(elements))]
 
     def transformed(count: float) -> np.float32:
         return np.float32(transform_counts(np.float32(count), target))
 
+    def make_mosaic(index: int) -> tuple[np.ndarray, np.float32, np.float32]:
+        half, quadrants, total, weight = mosaic_size(image_size), [], 0.0, np.float32(1.0)
+        for tile, row in enumerate(tiles[index]):
+            image, boxes, ok = load(int(row))
+            if not ok:
+                # A photo that stopped decoding leaves its tile black and the mosaic out of the loss.
+                quadrants.append(np.zeros((half, half, 3), np.float32))
+                weight = np.float32(0.0)
+                continue
+            if settings is None:
+                pixels, recounted = resize(image).astype(np.float32), float(counts[row])
+            else:
+                rng = np.random.default_rng([*entropy, MOSAIC_STREAM, index, tile])
+                pixels, recounted = augment_image(image, float(counts[row]), rng, resize, boxes, settings)
+            quadrants.append(resize_square(pixels, half))
+            total += recounted
+        tiled = tile_images(quadrants)
+        if tiled.shape[0] != image_size:
+            tiled = resize_square(tiled, image_size)
+        return tiled.astype(np.float32), transformed(total), weight
+
     def make(row: Any) -> tuple[np.ndarray, np.float32, np.float32]:
         row = int(row)
+        if row < 0:
+            return make_mosaic(-row - 1)
         image, boxes, ok = load(row)
         if not ok:
             return np.zeros((image_size, image_size, 3), np.float32), transformed(counts[row]), np.float32(0.0)

@@ -45,6 +45,17 @@ def phase_record(phase: int, history: dict[str, list[float]], learning_rate: flo
     }
 
 
+def describe_mosaic(config: TrainConfig, phases: list[dict[str, Any]]) -> str:
+    """Describe the mosaics that phase 2 trained on, for ``run.json``."""
+    phase_two = next((phase for phase in phases if phase["phase"] == 2), None)
+    if config.mosaic <= 0 or phase_two is None:
+        return "none"
+    share = f"{config.mosaic:g} mosaics of 4 training photos at half size per training photo in phase 2"
+    if phase_two.get("input", "images") != "images":
+        return f"{share}: a pool drawn once, its maps computed once"
+    return f"{share}: fresh mosaics of the augmented photos in every epoch"
+
+
 def describe_augmentation(config: TrainConfig, has_boxes: bool, phases: list[dict[str, Any]]) -> str:
     """Describe the augmentation each phase of the run used, for ``run.json``."""
     if not config.augment:
@@ -117,6 +128,7 @@ def run_document(
             "batch_norm": "frozen in both phases (inference mode)",
             "augmentation": describe_augmentation(config, bool(dataset.boxes), phases),
             "count_weighting": config.count_weighting,
+            "mosaic": describe_mosaic(config, phases),
             "deterministic_ops": True,
             **timings,
             "settings": config.as_dict(),

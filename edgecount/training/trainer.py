@@ -63,6 +63,8 @@ from edgecount.training.images import (
 )
 from edgecount.training.loop import EpochData, PhaseState, restore_training, run_phase
 from edgecount.training.model import WeightsError, build_count_model, create_fit_model, find_base, inverse_target, transform_counts
+from edgecount.training.mosaic import MosaicPool
+from edgecount.training.mosaic_pool import compute_mosaic_pool, draw_mosaic_tiles
 from edgecount.training.record import compute_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, check_output_dir, prepare_staging, publish_staging, staging_dir
 from edgecount.training.tail import TailMaps, create_front_extractor, create_tail_fit_model, find_tail_start
@@ -177,6 +179,9 @@ def _train_with_strategy(
     # Both phases fit the training target; the model's last layers map it back to the count.
     targets = transform_counts(counts, config.target)
     _log.info("training on %d images, validating on %d (%s input path)", len(train_set), len(validation_set), "tf.data" if stream else "in-memory")
+    clock = time.perf_counter()
+    mosaics = compute_run_mosaics(model, dataset, config, staging, train_rows, counts, stream, on_step)
+    timings["mosaic_seconds"] = round(time.perf_counter() - clock, 2)
 
     # Phase 1: the head on cached features, reshuffled and flipped from (seed, phase, epoch) every epoch.
     history: list[dict[str, Any]] = []
@@ -214,7 +219,7 @@ def _train_with_strategy(
                 patch_multi_worker_build(fit_model, strategy)
             best = restore_training(model, fit_model, arrays) if saved_phase == 2 else None
         phase_two_epoch, validation_data = _phase_two_data(
-            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights
+            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights, mosaics
         )
         run_phase(
             fit_model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
@@ -317,6 +322,26 @@ def _compute_features(
     return features[keep], None if mirrored is None else mirrored[keep], images, sizes
 
 
+def compute_run_mosaics(
+    model: Any, dataset: LabelledDataset, config: TrainConfig, staging: Path, train_rows: np.ndarray, counts: np.ndarray, stream: bool,
+    on_step: OnStep | None = None,
+) -> MosaicPool | None:
+    """Return the mosaic pool of phase 2 on maps, drawn from ``train_rows``.
+
+    None without mosaics, without phase 2, and in phase 2 over images, which tiles fresh mosaics in
+    every epoch instead.
+    """
+    if config.mosaic <= 0 or not config.fine_tunes or config.fine_tune_on != "maps" or stream:
+        return None
+    tiles = draw_mosaic_tiles(train_rows, config.mosaic, config.seed)
+    tail_start = find_tail_start(find_base(model), config.fine_tune_layers)
+    cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
+    paths = [sample.path for sample in dataset.samples]
+    pool = compute_mosaic_pool(model, paths, tiles, counts, config, cache, tail_start, on_step)
+    _log.info("%d mosaics of 4 training photos join every phase 2 epoch", len(pool.tiles))
+    return pool
+
+
 def fine_tunes_on_maps(config: TrainConfig, stream: bool) -> bool:
     """Return whether phase 2 trains on cached maps: requested, and the images are kept in memory."""
     if not config.fine_tunes or config.fine_tune_on != "maps":
@@ -412,15 +437,20 @@ def _phase_two_data(
     stream: bool,
     global_batch: int,
     weights: np.ndarray | None = None,
+    mosaic: MosaicPool | None = None,
 ) -> tuple[EpochData, Any]:
     """Return the phase 2 training data of an epoch and the validation data: on the cached maps when given, else over images.
 
     ``weights`` are the sample weights of ``count_weights`` (None for none), indexed by dataset row.
+    ``mosaic`` is the mosaic pool of phase 2 on maps; over images, fresh mosaics are tiled from the
+    augmented photos of every epoch when ``config.mosaic`` is above 0.
     """
     if tail_maps is None:
         return _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights)
     targets = transform_counts(counts, config.target)
-    return create_epoch_datasets(tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, 2, global_batch, weights)
+    return create_epoch_datasets(
+        tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, 2, global_batch, weights, mosaic
+    )
 
 
 def _image_datasets(
@@ -480,7 +510,11 @@ def _image_datasets(
 
     def epoch_data(epoch: int) -> dict[str, Any]:
         entropy = [config.seed, 2, epoch]
-        return {"x": create_augmented_dataset(load, train_rows, counts, size, global_batch, entropy, settings, resize, config.target, weights)}
+        return {
+            "x": create_augmented_dataset(
+                load, train_rows, counts, size, global_batch, entropy, settings, resize, config.target, weights, config.mosaic
+            )
+        }
 
     return epoch_data, validation_data
 

@@ -1,4 +1,4 @@
-"""Training settings: absolute paths, so a saved run resumes from any folder."""
+"""Training settings: absolute paths, so a saved run resumes from any folder, and defaults for older saved settings."""
 
 from __future__ import annotations
 
@@ -42,3 +42,11 @@ def test_saved_config_resumes_elsewhere(tmp_path: Path, monkeypatch):
     assert restored.out_dir == tmp_path / "start" / "run"
     assert restored.weights == str(tmp_path / "start" / "base.h5")
     assert restored.features_dir is None
+
+
+def test_settings_saved_before_mosaics_resume_without_them(tmp_path: Path):
+    saved = TrainConfig(data_dir=tmp_path, out_dir=tmp_path / "run", mosaic=1.5).as_dict()
+    assert saved["mosaic"] == 1.5
+    assert TrainConfig.from_dict(saved).mosaic == 1.5
+    del saved["mosaic"]
+    assert TrainConfig.from_dict(saved).mosaic == 0.0

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 CV_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "sqrt",
-           "--count-weighting", "sqrt-inverse")
+           "--count-weighting", "sqrt-inverse", "--mosaic", "0.5")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_crossval_writes_reports(cv_run):
     out, summary = cv_run
     for name in ("cv.json", "cv.md", "predictions.csv"):
         assert (out / name).is_file(), name
-    assert len(list((out / "features").glob("*.npy"))) == 4, "plain and mirrored phase 1 features and phase 2 maps"
+    assert len(list((out / "features").glob("*.npy"))) == 6, "plain and mirrored phase 1 features and phase 2 maps, and each fold's mosaic maps"
     assert not list(out.glob("**/*.keras")), "fold models are not kept"
     assert not list(out.glob("**/*.tflite"))
     assert not (out.parent / f".{out.name}.partial").exists()
@@ -104,7 +104,10 @@ def test_crossval_bucket_table(cv_run):
     report = (out / "cv.md").read_text()
     assert "| faces | images | RMSE | MAE | bias | int8 RMSE | int8 bias |" in report
     assert "| 15+ | " in report
-    assert "fine-tuning of the last 39 layers on cached maps for up to 1 epochs, sample weights sqrt-inverse of the count frequency" in report
+    assert (
+        "fine-tuning of the last 39 layers on cached maps for up to 1 epochs, sample weights sqrt-inverse of the count frequency, "
+        "0.5 phase 2 mosaics of 4 half-size photos per training photo"
+    ) in report
     assert report.count("\n| 1 | ") == 1
     assert report.count("\n| 2 | ") == 1
 

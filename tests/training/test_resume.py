@@ -32,7 +32,7 @@ def make_config(data: Path, out: Path, weights: Path, **overrides):
 
     settings = dict(
         data_dir=data, out_dir=out, alpha=0.35, image_size=64, weights=str(weights), seed=SEED, batch_size=8,
-        epochs=3, fine_tune_epochs=2, fine_tune_layers=12, patience=8, stream=False, verbose=0,
+        epochs=3, fine_tune_epochs=2, fine_tune_layers=12, patience=8, stream=False, verbose=0, mosaic=0.5,
     )
     settings.update(overrides)
     return TrainConfig(**settings)

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 # The log target runs the inverse layers through both phases, the metrics and the saved model.
-TRAIN_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "log")
+TRAIN_ARGS = (
+    "--alpha", "0.35", "--image-size", "64", "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "log", "--mosaic", "0.5",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def test_train_writes_complete_run_folder(trained_run):
     out, _ = trained_run
     for name in ("run.json", "split.csv", "model.keras", "history.csv", "loss.png"):
         assert (out / name).is_file(), name
-    assert len(list((out / "features").glob("*.npy"))) == 4, "plain and mirrored phase 1 features and phase 2 maps"
+    assert len(list((out / "features").glob("*.npy"))) == 5, "plain and mirrored phase 1 features and phase 2 maps, and the mosaic maps"
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert (state["phase"], state["phase2"]["finished"]) == (2, True)
     assert (out / "checkpoints" / state["arrays"]).is_file()
@@ -80,6 +82,8 @@ def test_train_run_json_contract(trained_run, weights_035: Path):
     assert "inference mode" in phases[1]["batch_norm"]
     assert run.config["training"]["augmentation"].endswith("phase 2: horizontal flip (plain or mirrored maps)")
     assert run.config["training"]["count_weighting"] == "none"
+    assert run.config["training"]["mosaic"] == "0.5 mosaics of 4 training photos at half size per training photo in phase 2: a pool drawn once, its maps computed once"
+    assert run.config["training"]["mosaic_seconds"] >= 0
     assert run.config["split"]["train"] + run.config["split"]["validation"] == 36
     assert run.config["training"]["target"] == "log"
     assert run.config["data"]["images"] == 36
@@ -177,7 +181,7 @@ def test_train_force_streams_cached_features(trained_run, small_dataset: Path, w
     code, stdout, stderr = run_cli(
         "-v", "train", "--data", small_dataset, "--out", out, "--weights", weights_035, "--force",
         "--alpha", "0.35", "--image-size", "64", "--epochs", "1", "--fine-tune-epochs", "1", "--stream",
-        "--tensorboard", "--count-weighting", "sqrt-inverse",
+        "--tensorboard", "--count-weighting", "sqrt-inverse", "--mosaic", "1",
     )
     assert code == 0, stderr
     assert "reusing cached features" in stderr
@@ -188,6 +192,7 @@ def test_train_force_streams_cached_features(trained_run, small_dataset: Path, w
     assert [phase["epochs_run"] for phase in config["training"]["phases"]] == [1, 1]
     assert config["training"]["phases"][1]["input"] == "images", "streamed images fine-tune over images"
     assert config["training"]["count_weighting"] == "sqrt-inverse"
+    assert config["training"]["mosaic"].endswith("phase 2: fresh mosaics of the augmented photos in every epoch")
     assert config["training"]["augmentation"].startswith("phase 1: horizontal flip (plain or mirrored features); phase 2: horizontal flip, brightness")
     assert config["data"]["skipped"] == 1
     assert list((out / "logs" / "phase1").rglob("events.out.tfevents.*"))
@@ -242,6 +247,9 @@ def test_train_missing_dataset(run_cli, tmp_path: Path):
     (("--fine-tune-layers", "1"), "so no base weight would train; pass at least --fine-tune-layers 3 (Conv_1), or 0 to skip phase 2"),
     (("--fine-tune-layers", "2"), "--fine-tune-layers 2 unfreezes only out_relu and Conv_1_bn"),
     (("--count-weighting", "inverse"), "--count-weighting must be one of none, sqrt-inverse, got 'inverse'"),
+    (("--mosaic", "5"), "--mosaic must be between 0 (no mosaics) and 4 mosaics per training photo, got 5"),
+    (("--mosaic", "-0.5"), "--mosaic must be between 0 (no mosaics) and 4 mosaics per training photo, got -0.5"),
+    (("--mosaic", "nan"), "--mosaic must be between 0 (no mosaics) and 4 mosaics per training photo, got nan"),
 ])
 def test_train_rejects_bad_option(run_cli, tmp_path: Path, small_dataset: Path, args, fragment):
     code, _, stderr = run_cli("train", "--data", small_dataset, "--out", tmp_path / "run", *args)
