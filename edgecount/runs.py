@@ -75,6 +75,15 @@ def write_split(path: Path, train: list[Sample], validation: list[Sample]) -> No
         raise
 
 
+def read_split_paths(path: Path) -> dict[str, set[Path]]:
+    """Read ``split.csv`` into the set of image paths of each subset (``train`` and ``validation``)."""
+    subsets: dict[str, set[Path]] = {subset: set() for subset in SUBSETS}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            subsets.setdefault(row["subset"], set()).add(Path(row["path"]))
+    return subsets
+
+
 class RunDir:
     """A training run's folder, read by ``convert``, ``compare`` and ``train --resume``.
 

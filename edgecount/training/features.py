@@ -266,7 +266,7 @@ def create_epoch_datasets(
         columns = (choose_mirrored(inputs, mirrored, order, rng), targets[order])
         if weights is not None:
             columns += (weights[order],)
-        if mosaics is not None:
+        if mosaics is not None and len(mosaics[1]):
             columns = _shuffle_in_mosaics(columns, mosaics, rng)
         return {"x": tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)}
 

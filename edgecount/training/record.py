@@ -48,9 +48,9 @@ def phase_record(phase: int, history: dict[str, list[float]], learning_rate: flo
 def describe_mosaic(config: TrainConfig, phases: list[dict[str, Any]]) -> str:
     """Describe the mosaics that phase 2 trained on, for ``run.json``."""
     phase_two = next((phase for phase in phases if phase["phase"] == 2), None)
-    if config.mosaic <= 0 or phase_two is None:
+    if config.mosaic <= 0 or phase_two is None or phase_two.get("mosaics_per_epoch") == 0:
         return "none"
-    share = f"{config.mosaic:g} mosaics of 4 training photos at half size per training photo in phase 2"
+    share = f"mosaics of 4 training photos at half size in phase 2, {config.mosaic:g} per training photo"
     if phase_two.get("input", "images") != "images":
         return f"{share}: a pool drawn once, its maps computed once"
     return f"{share}: fresh mosaics of the augmented photos in every epoch"

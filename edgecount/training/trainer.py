@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from edgecount.datasets import LabelledDataset, load_dataset, split_samples
-from edgecount.runs import HISTORY_FILE, KERAS_FILE, RUN_FILE, SPLIT_FILE, Sample, write_json_atomically, write_split
+from edgecount.runs import HISTORY_FILE, KERAS_FILE, RUN_FILE, SPLIT_FILE, Sample, read_split_paths, write_json_atomically, write_split
 from edgecount.tensorflow_import import import_tensorflow
 from edgecount.training.config import TrainConfig
 from edgecount.training.distribute import create_strategy, multi_worker_fit_fixes, patch_multi_worker_build
@@ -63,10 +63,10 @@ from edgecount.training.images import (
 )
 from edgecount.training.loop import EpochData, PhaseState, restore_training, run_phase
 from edgecount.training.model import WeightsError, build_count_model, create_fit_model, find_base, inverse_target, transform_counts
-from edgecount.training.mosaic import MosaicPool
+from edgecount.training.mosaic import MosaicPool, mosaic_count
 from edgecount.training.mosaic_pool import compute_mosaic_pool, draw_mosaic_tiles
 from edgecount.training.record import compute_metrics, phase_record, run_document
-from edgecount.training.run_folder import TRAIN_CONFIG_FILE, check_output_dir, prepare_staging, publish_staging, staging_dir
+from edgecount.training.run_folder import TRAIN_CONFIG_FILE, ResumeError, check_output_dir, prepare_staging, publish_staging, staging_dir
 from edgecount.training.tail import TailMaps, create_front_extractor, create_tail_fit_model, find_tail_start
 from edgecount.training.weighting import count_weights
 
@@ -81,7 +81,7 @@ def train(config: TrainConfig, on_step: OnStep | None = None, resume: bool = Fal
     Args:
         config: the run settings.
         on_step: progress callback ``on_step(stage, done, total)`` for the ``decode`` and ``features``
-            passes. It gets ``("features-done", 1, 1)`` once, before training starts, then
+            passes (and ``mosaics``). It gets ``("features-done", 1, 1)`` once, before training starts, then
             ``("phase1", epochs_done, max_epochs)`` (and ``"phase2"``) after each epoch's checkpoint.
         resume: continue the interrupted run in the staging folder of ``config.out_dir`` from its last
             checkpoint instead of starting over. Default False. ``load_resume_config`` reads the
@@ -166,12 +166,15 @@ def _train_with_strategy(
     features, mirrored, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
     tail_maps = _compute_maps(model, dataset, images, config, staging, on_step) if fine_tunes_on_maps(config, stream) else None
     timings["features_seconds"] = round(time.perf_counter() - clock, 2)
-    if on_step is not None:
-        on_step("features-done", 1, 1)
 
     # The seeded, stratified split, saved before training so later commands evaluate the same images.
-    train_set, validation_set = split_samples(dataset.samples, config.validation_split, config.seed)
-    write_split(staging / SPLIT_FILE, train_set, validation_set)
+    # A resumed run keeps its saved split, so no validation image moves into training (or a mosaic).
+    split_file = staging / SPLIT_FILE
+    if resume and split_file.is_file():
+        train_set, validation_set = _saved_split(split_file, dataset.samples)
+    else:
+        train_set, validation_set = split_samples(dataset.samples, config.validation_split, config.seed)
+    write_split(split_file, train_set, validation_set)
     row_of = {sample.path: index for index, sample in enumerate(dataset.samples)}
     train_rows = np.array([row_of[sample.path] for sample in train_set])
     validation_rows = np.array([row_of[sample.path] for sample in validation_set])
@@ -182,6 +185,8 @@ def _train_with_strategy(
     clock = time.perf_counter()
     mosaics = compute_run_mosaics(model, dataset, config, staging, train_rows, counts, stream, on_step)
     timings["mosaic_seconds"] = round(time.perf_counter() - clock, 2)
+    if on_step is not None:
+        on_step("features-done", 1, 1)
 
     # Phase 1: the head on cached features, reshuffled and flipped from (seed, phase, epoch) every epoch.
     history: list[dict[str, Any]] = []
@@ -228,6 +233,7 @@ def _train_with_strategy(
         record = phase_record(2, state_two.history, config.fine_tune_learning_rate * replicas, state_two.seconds, config.fine_tune_epochs)
         record["unfrozen_layers"] = unfrozen
         record["input"] = "images" if tail_maps is None else f"cached maps at the input of {tail_maps.layer_name}"
+        record["mosaics_per_epoch"] = mosaic_count(config.mosaic, len(train_rows)) if tail_maps is None else (0 if mosaics is None else len(mosaics.tiles))
         record["batch_norm"] = "frozen (inference mode, ImageNet statistics)"
 
         # Keep phase 2 only if its best validation loss beats phase 1's.
@@ -265,6 +271,29 @@ def _train_with_strategy(
     document = run_document(config, dataset, train_set, validation_set, metrics, phases, timings, stream, replicas, global_batch)
     write_json_atomically(staging / RUN_FILE, document)
     return document
+
+
+def _saved_split(split_file: Path, samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
+    """Return the train and validation samples of an interrupted run's ``split.csv``, without images that no longer load.
+
+    Raises:
+        ResumeError: when one side of the split has no image left.
+    """
+    subsets = read_split_paths(split_file)
+    train = [sample for sample in samples if Path(sample.path).resolve() in subsets["train"]]
+    validation = [sample for sample in samples if Path(sample.path).resolve() in subsets["validation"]]
+    lost = sum(len(paths) for paths in subsets.values()) - len(train) - len(validation)
+    if lost:
+        _log.warning("%d images of the saved split no longer load; the resumed run continues without them", lost)
+    unassigned = len(samples) - len(train) - len(validation)
+    if unassigned:
+        _log.warning("%d images of the dataset are not in the saved split (added since the run started); the resumed run leaves them out", unassigned)
+    if not train or not validation:
+        raise ResumeError(
+            f"the saved split {split_file} has no {'training' if not train else 'validation'} image left that loads; "
+            "start a new run with --force instead of --resume"
+        )
+    return train, validation
 
 
 def _compute_features(
@@ -331,9 +360,17 @@ def compute_run_mosaics(
     None without mosaics, without phase 2, and in phase 2 over images, which tiles fresh mosaics in
     every epoch instead.
     """
-    if config.mosaic <= 0 or not config.fine_tunes or config.fine_tune_on != "maps" or stream:
+    if config.mosaic <= 0:
+        return None
+    if not config.fine_tunes:
+        _log.warning("--mosaic %g has no effect without phase 2 (--fine-tune-epochs and --fine-tune-layers above 0)", config.mosaic)
+        return None
+    if config.fine_tune_on != "maps" or stream:
         return None
     tiles = draw_mosaic_tiles(train_rows, config.mosaic, config.seed)
+    if len(tiles) == 0:
+        _log.warning("--mosaic %g makes no mosaic from %d training images; phase 2 trains without mosaics", config.mosaic, len(train_rows))
+        return None
     tail_start = find_tail_start(find_base(model), config.fine_tune_layers)
     cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
     paths = [sample.path for sample in dataset.samples]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,7 @@ def test_pool_leaves_out_mosaics_with_a_broken_photo(small_model, real_photo_pat
     from edgecount.training.mosaic_pool import compute_mosaic_pool
     from edgecount.training.tail import find_tail_start
 
+    caplog.set_level(logging.WARNING)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 truncated")
     paths = [*real_photo_paths[:4], broken]
@@ -206,3 +208,17 @@ def test_pixel_mosaic_with_a_failed_photo_weighs_zero():
     _, _, weights = next(iter(dataset))
     # Row 0 failed: its own element weighs 0, and so does every mosaic (each contains all four rows).
     assert sorted(weights.numpy()) == [0.0] * 5 + [1.0] * 3
+
+
+def test_empty_pool_leaves_epochs_unchanged():
+    from edgecount.training.features import create_epoch_datasets
+
+    counts = np.arange(1, 9, dtype=np.float32)
+    features = np.repeat(counts[:, None], 2, axis=1)
+    pool = MosaicPool(np.zeros((0, 4), np.int64), np.zeros((0, 2), np.float32), counts)
+    rows = (np.arange(6), np.array([6, 7]))
+    plain, _ = create_epoch_datasets(features, None, counts, *rows, 0, 2, 8)
+    with_pool, _ = create_epoch_datasets(features, None, counts, *rows, 0, 2, 8, None, pool)
+    (expected, _), = list(plain(1)["x"])
+    (actual, _), = list(with_pool(1)["x"])
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())

@@ -120,6 +120,34 @@ def test_train_resume_matches_uninterrupted(reference_run: Path, boxed_dataset: 
     assert [phase["epochs_run"] for phase in resumed["training"]["phases"]] == [3, 2]
 
 
+def test_train_resume_keeps_split_after_image_breaks(boxed_dataset: Path, weights_035: Path, tmp_path: Path, caplog):
+    """A validation photo that stops decoding before --resume is dropped; no other photo changes side or enters a mosaic."""
+    import logging
+    import shutil
+
+    from edgecount.runs import read_split_paths
+    from edgecount.training.trainer import train
+
+    # An earlier `edgecount -q` in this process leaves the root logger at ERROR.
+    caplog.set_level(logging.WARNING)
+    data = tmp_path / "data"
+    shutil.copytree(boxed_dataset, data, symlinks=True)
+    out, partial = tmp_path / "run", tmp_path / ".run.partial"
+    config = make_config(data, out, weights_035, epochs=2, fine_tune_epochs=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, on_step=stop_after(1, 1))
+    before = read_split_paths(partial / "split.csv")
+
+    broken = sorted(before["validation"])[0]
+    (data / "images" / broken.name).unlink()
+    (data / "images" / broken.name).write_bytes(b"\xff\xd8 truncated")
+    train(config, resume=True)
+    after = read_split_paths(out / "split.csv")
+    assert after["validation"] == before["validation"] - {broken}
+    assert after["train"] == before["train"]
+    assert "1 images of the saved split no longer load" in caplog.text
+
+
 def test_train_resume_finished_run(reference_run: Path, run_cli):
     code, _, stderr = run_cli("train", "--resume", reference_run)
     assert code == 1

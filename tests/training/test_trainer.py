@@ -82,7 +82,8 @@ def test_train_run_json_contract(trained_run, weights_035: Path):
     assert "inference mode" in phases[1]["batch_norm"]
     assert run.config["training"]["augmentation"].endswith("phase 2: horizontal flip (plain or mirrored maps)")
     assert run.config["training"]["count_weighting"] == "none"
-    assert run.config["training"]["mosaic"] == "0.5 mosaics of 4 training photos at half size per training photo in phase 2: a pool drawn once, its maps computed once"
+    assert run.config["training"]["mosaic"] == "mosaics of 4 training photos at half size in phase 2, 0.5 per training photo: a pool drawn once, its maps computed once"
+    assert phases[1]["mosaics_per_epoch"] == round(0.5 * run.config["split"]["train"])
     assert run.config["training"]["mosaic_seconds"] >= 0
     assert run.config["split"]["train"] + run.config["split"]["validation"] == 36
     assert run.config["training"]["target"] == "log"
@@ -192,12 +193,22 @@ def test_train_force_streams_cached_features(trained_run, small_dataset: Path, w
     assert [phase["epochs_run"] for phase in config["training"]["phases"]] == [1, 1]
     assert config["training"]["phases"][1]["input"] == "images", "streamed images fine-tune over images"
     assert config["training"]["count_weighting"] == "sqrt-inverse"
-    assert config["training"]["mosaic"].endswith("phase 2: fresh mosaics of the augmented photos in every epoch")
+    assert config["training"]["mosaic"] == "mosaics of 4 training photos at half size in phase 2, 1 per training photo: fresh mosaics of the augmented photos in every epoch"
     assert config["training"]["augmentation"].startswith("phase 1: horizontal flip (plain or mirrored features); phase 2: horizontal flip, brightness")
     assert config["data"]["skipped"] == 1
     assert list((out / "logs" / "phase1").rglob("events.out.tfevents.*"))
     assert list((out / "logs" / "phase2").rglob("events.out.tfevents.*"))
     assert json.loads(stdout)["val_rmse"] == config["metrics"]["val_rmse"]
+
+
+def test_train_mosaic_without_phase_two_warns(small_dataset: Path, weights_035: Path, run_cli, tmp_path: Path):
+    code, _, stderr = run_cli(
+        "train", "--data", small_dataset, "--out", tmp_path / "run", "--weights", weights_035,
+        "--alpha", "0.35", "--image-size", "64", "--epochs", "1", "--fine-tune-epochs", "0", "--mosaic", "1",
+    )
+    assert code == 0, stderr
+    assert "--mosaic 1 has no effect without phase 2" in stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["training"]["mosaic"] == "none"
 
 
 def test_train_force_rejects_unrelated_folder(small_dataset: Path, run_cli, tmp_path: Path):
