@@ -5,7 +5,7 @@ it undercounts crowds. A mosaic of four training photos has the sum of their cou
 recounting anything, and its faces are half as large, as in a real crowd.
 
 Mosaics train in phase 2 only. Phase 2 on maps trains on the output of the frozen front of the base,
-computed once per input, so its mosaics are a fixed pool of real mosaic images, drawn once from the
+computed once per input. So its mosaics are a fixed pool of real mosaic images, drawn once from the
 training photos and passed once through the front (``edgecount.training.mosaic_pool``). Phase 2 over
 images tiles fresh mosaics from the augmented photos in every epoch
 (``edgecount.training.images.create_augmented_dataset``).

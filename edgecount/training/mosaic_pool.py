@@ -100,9 +100,9 @@ def _mosaic_batches(paths: list[Path], tiles: np.ndarray, image_size: int, batch
     half = mosaic_size(image_size)
     for start in range(0, len(tiles), batch_size):
         batch_tiles = tiles[start : start + batch_size]
-        wanted = sorted({int(row) for row in batch_tiles.ravel()})
-        decoded, failures = load_images([paths[row] for row in wanted], half)
-        good = [row for row in wanted if paths[row] not in failures]
+        needed_rows = sorted({int(row) for row in batch_tiles.ravel()})
+        decoded, failures = load_images([paths[row] for row in needed_rows], half)
+        good = [row for row in needed_rows if paths[row] not in failures]
         by_row = dict(zip(good, decoded))
         pixels = np.zeros((len(batch_tiles), image_size, image_size, 3), np.float32)
         broken = []

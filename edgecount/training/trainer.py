@@ -233,7 +233,10 @@ def _train_with_strategy(
         record = phase_record(2, state_two.history, config.fine_tune_learning_rate * replicas, state_two.seconds, config.fine_tune_epochs)
         record["unfrozen_layers"] = unfrozen
         record["input"] = "images" if tail_maps is None else f"cached maps at the input of {tail_maps.layer_name}"
-        record["mosaics_per_epoch"] = mosaic_count(config.mosaic, len(train_rows)) if tail_maps is None else (0 if mosaics is None else len(mosaics.tiles))
+        if tail_maps is None:
+            record["mosaics_per_epoch"] = mosaic_count(config.mosaic, len(train_rows))
+        else:
+            record["mosaics_per_epoch"] = 0 if mosaics is None else len(mosaics.tiles)
         record["batch_norm"] = "frozen (inference mode, ImageNet statistics)"
 
         # Keep phase 2 only if its best validation loss beats phase 1's.
@@ -280,8 +283,10 @@ def _saved_split(split_file: Path, samples: list[Sample]) -> tuple[list[Sample],
         ResumeError: when one side of the split has no image left.
     """
     subsets = read_split_paths(split_file)
-    train = [sample for sample in samples if Path(sample.path).resolve() in subsets["train"]]
-    validation = [sample for sample in samples if Path(sample.path).resolve() in subsets["validation"]]
+    # Sorted by path, as split_samples returns them, so the resumed epochs draw the same rows.
+    ordered = sorted(samples, key=lambda sample: str(sample.path))
+    train = [sample for sample in ordered if Path(sample.path).resolve() in subsets["train"]]
+    validation = [sample for sample in ordered if Path(sample.path).resolve() in subsets["validation"]]
     lost = sum(len(paths) for paths in subsets.values()) - len(train) - len(validation)
     if lost:
         _log.warning("%d images of the saved split no longer load; the resumed run continues without them", lost)

@@ -77,7 +77,7 @@ def _config(tmp_path: Path, weights: Path, image_size: int = 96):
     return TrainConfig(data_dir=tmp_path, out_dir=tmp_path / "run", alpha=0.35, image_size=image_size, weights=str(weights))
 
 
-def test_pool_holds_the_front_maps_of_real_mosaic_images(small_model, real_photo_paths: list[Path], weights_035: Path, tmp_path: Path):
+def test_pool_matches_real_mosaic_maps(small_model, real_photo_paths: list[Path], weights_035: Path, tmp_path: Path):
     """Each mosaic's maps are the frozen front's output for its tiled photos, each resized to half by preprocess."""
     from edgecount.runtime import load_image, preprocess
     from edgecount.training.features import FeatureCache
