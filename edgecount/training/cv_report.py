@@ -21,7 +21,7 @@ def format_cv_report(document: dict[str, Any]) -> str:
     if settings.get("count_weighting", "none") != "none":
         phase_two += f", sample weights {settings['count_weighting']} of the count frequency"
     if settings.get("mosaic", 0.0) > 0 and settings["fine_tune_layers"] and settings["fine_tune_epochs"]:
-        phase_two += f", {settings['mosaic']:g} phase 2 mosaics of 4 half-size photos per training photo"
+        phase_two += f", phase 2 mosaics of 4 half-size photos, {settings['mosaic']:g} per training photo"
     lines = [
         f"# {document['folds']}-fold cross-validation",
         "",

@@ -106,7 +106,7 @@ def test_crossval_bucket_table(cv_run):
     assert "| 15+ | " in report
     assert (
         "fine-tuning of the last 39 layers on cached maps for up to 1 epochs, sample weights sqrt-inverse of the count frequency, "
-        "0.5 phase 2 mosaics of 4 half-size photos per training photo"
+        "phase 2 mosaics of 4 half-size photos, 0.5 per training photo"
     ) in report
     assert report.count("\n| 1 | ") == 1
     assert report.count("\n| 2 | ") == 1
