@@ -12,10 +12,10 @@ images tiles fresh mosaics from the augmented photos in every epoch
 
 Two other uses were measured by 5-fold cross-validation on the challenge photos and left out (see
 docs/training.md). Mosaics in phase 1, where only the head trains on pooled features, raised the mean
-RMSE. Mosaics composed from the cached half-size features of the four photos (their mean, or their
-maps tiled 2x2) instead of from pixels correlate only about 0.9 with those of the real mosaic image at
-448 pixels, because the base's receptive field spans the seams. In phase 1 they raised the mean RMSE
-and barely reduced the undercount.
+RMSE. Mosaics can also be composed from the cached half-size features of the four photos (their
+mean, or their maps tiled 2x2) instead of from pixels. Those correlate only about 0.9 with the
+features of the real mosaic image at 448 pixels, because the base's receptive field spans the seams.
+In phase 1 they raised the mean RMSE and barely reduced the undercount.
 """
 
 from __future__ import annotations
