@@ -241,9 +241,7 @@ def create_augmented_dataset(
                 pixels, recounted = augment_image(image, float(counts[row]), rng, resize, boxes, settings)
             quadrants.append(resize_square(pixels, half))
             total += recounted
-        tiled = tile_images(quadrants)
-        if tiled.shape[0] != image_size:
-            tiled = resize_square(tiled, image_size)
+        tiled = resize_square(tile_images(quadrants), image_size)
         return tiled.astype(np.float32), transformed(total), weight
 
     def make(row: Any) -> tuple[np.ndarray, np.float32, np.float32]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecount.training.augment import resize_square
 from edgecount.training.features import FeatureCache, feature_batch_size, feature_cache_key
 from edgecount.training.images import OnStep, load_images
 from edgecount.training.mosaic import MOSAIC_STREAM, MosaicPool, choose_tiles, mosaic_count, mosaic_size, tile_images
@@ -76,7 +77,7 @@ def compute_mosaic_pool(
 def _run_mosaics(
     extractor: Any, paths: list[Path], tiles: np.ndarray, labels: list[Path], image_size: int, on_step: OnStep | None
 ) -> tuple[np.ndarray, set[Path]]:
-    """Decode, tile and run every mosaic through ``extractor``, in batches; return the outputs and the failed mosaics."""
+    """Decode, tile and run every mosaic through ``extractor`` in batches, and return the outputs and the failed mosaics."""
     batch_size = feature_batch_size(image_size)
     rows: list[np.ndarray] = []
     failed: set[Path] = set()
@@ -92,11 +93,9 @@ def _run_mosaics(
 def _mosaic_batches(paths: list[Path], tiles: np.ndarray, image_size: int, batch_size: int) -> Iterator[tuple[int, np.ndarray, list[int]]]:
     """Yield ``(first mosaic index, float32 pixels, indices in the batch whose photos failed)`` for each batch of mosaics.
 
-    A mosaic is the model input size square; with an odd size, the tiled halves are one pixel short and
-    are resized to it.
+    A mosaic is a square of the model's input size. With an odd size, the tiled halves are one pixel
+    short, so the mosaic is resized to it.
     """
-    import cv2
-
     half = mosaic_size(image_size)
     for start in range(0, len(tiles), batch_size):
         batch_tiles = tiles[start : start + batch_size]
@@ -111,7 +110,5 @@ def _mosaic_batches(paths: list[Path], tiles: np.ndarray, image_size: int, batch
                 broken.append(index)
                 continue
             tiled = tile_images([by_row[int(row)] for row in tile])
-            if tiled.shape[0] != image_size:
-                tiled = cv2.resize(tiled, (image_size, image_size), interpolation=cv2.INTER_LINEAR)
-            pixels[index] = tiled
+            pixels[index] = resize_square(tiled, image_size)
         yield start, pixels, broken
