@@ -241,7 +241,11 @@ def _cross_validate_in_staging(
     if np.isnan(predictions).any():
         raise RuntimeError(f"{int(np.isnan(predictions).sum())} images got no out-of-fold prediction; the fold assignment is broken")
     document = _cv_document(config, folds, int8, dataset, counts, predictions, int8_predictions, fold_rows, stream)
-    document["timing"] = {"features_seconds": round(features_seconds, 2), "total_seconds": round(time.perf_counter() - started, 2)}
+    document["timing"] = {
+        "features_seconds": round(features_seconds, 2),
+        "mosaic_seconds": round(sum(row["mosaic_seconds"] for row in fold_rows), 2),
+        "total_seconds": round(time.perf_counter() - started, 2),
+    }
     _write_predictions(staging / PREDICTIONS_FILE, samples, counts, assignment, predictions, int8_predictions)
     write_json_atomically(staging / CV_FILE, document)
     (staging / CV_REPORT_FILE).write_text(format_cv_report(document))
@@ -293,7 +297,9 @@ def _train_fold(
     batch = config.batch_size
 
     # The fold's phase 2 mosaics, drawn from its inner training images only.
-    mosaics = compute_run_mosaics(model, dataset, config, staging, train_rows, counts, stream)
+    clock = time.perf_counter()
+    mosaics = compute_run_mosaics(model, dataset, config, staging, train_rows, counts, stream, log_prefix=f"fold {fold + 1}/{folds}: ")
+    mosaic_seconds = time.perf_counter() - clock
 
     # Phase 1: the head on the cached features.
     head = create_head_model(model)
@@ -341,6 +347,7 @@ def _train_fold(
         "phase1_epochs": phases[0]["epochs_run"],
         "phase1_best_epoch": phases[0]["best_epoch"],
         "fine_tuned": fine_tuned,
+        "mosaic_seconds": round(mosaic_seconds, 2),
         "phases": phases,
     }
     return {"predictions": np.maximum(np.asarray(predicted, np.float64), 0.0), "record": record, "model": model}

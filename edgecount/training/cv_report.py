@@ -58,8 +58,12 @@ def format_cv_report(document: dict[str, Any]) -> str:
         lines += ["", f"int8 (calibration: {int8['calibration']}): mean RMSE {int8['mean']['rmse']['mean']:.3f}, "
                   f"int8/float RMSE ratio mean {int8['rmse_ratio']['mean']:.3f}, max {int8['rmse_ratio']['max']:.3f}."]
     lines += ["", f"Fold models: {document['fold_models']}. Out-of-fold predictions: `{document['predictions_file']}`.", ""]
-    if "timing" in document:
-        lines += [f"Wall time {document['timing']['total_seconds']:.0f} s, of which features {document['timing']['features_seconds']:.0f} s.", ""]
+    timing = document.get("timing")
+    if timing:
+        parts = f"features {timing['features_seconds']:.0f} s"
+        if timing.get("mosaic_seconds"):
+            parts += f" and mosaics {timing['mosaic_seconds']:.0f} s"
+        lines += [f"Wall time {timing['total_seconds']:.0f} s, of which {parts}.", ""]
     return "\n".join(lines)
 
 

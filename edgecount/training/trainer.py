@@ -358,29 +358,29 @@ def _compute_features(
 
 def compute_run_mosaics(
     model: Any, dataset: LabelledDataset, config: TrainConfig, staging: Path, train_rows: np.ndarray, counts: np.ndarray, stream: bool,
-    on_step: OnStep | None = None,
+    on_step: OnStep | None = None, log_prefix: str = "",
 ) -> MosaicPool | None:
     """Return the mosaic pool of phase 2 on maps, drawn from ``train_rows``.
 
     None without mosaics, without phase 2, and in phase 2 over images, which tiles fresh mosaics in
-    every epoch instead.
+    every epoch instead. ``log_prefix`` starts every log line, for example ``"fold 2/5: "``.
     """
     if config.mosaic <= 0:
         return None
     if not config.fine_tunes:
-        _log.warning("--mosaic %g has no effect without phase 2 (--fine-tune-epochs and --fine-tune-layers above 0)", config.mosaic)
+        _log.warning(log_prefix + "--mosaic %g has no effect without phase 2 (--fine-tune-epochs and --fine-tune-layers above 0)", config.mosaic)
         return None
     if config.fine_tune_on != "maps" or stream:
         return None
     tiles = draw_mosaic_tiles(train_rows, config.mosaic, config.seed)
     if len(tiles) == 0:
-        _log.warning("--mosaic %g makes no mosaic from %d training images; phase 2 trains without mosaics", config.mosaic, len(train_rows))
+        _log.warning(log_prefix + "--mosaic %g makes no mosaic from %d training images; phase 2 trains without mosaics", config.mosaic, len(train_rows))
         return None
     tail_start = find_tail_start(find_base(model), config.fine_tune_layers)
     cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
     paths = [sample.path for sample in dataset.samples]
     pool = compute_mosaic_pool(model, paths, tiles, counts, config, cache, tail_start, on_step)
-    _log.info("%d mosaics of 4 training photos join every phase 2 epoch", len(pool.tiles))
+    _log.info(log_prefix + "%d mosaics of 4 training photos join every phase 2 epoch", len(pool.tiles))
     return pool
 
 

@@ -89,6 +89,9 @@ def test_crossval_metrics_match_predictions(cv_run):
         assert fold["int8_rmse_ratio"] == pytest.approx(fold["int8"]["rmse"] / fold["rmse"], abs=1e-3)
         assert [phase["phase"] for phase in fold["phases"]] == [1, 2]
     assert document["settings"]["target"] == "sqrt"
+    assert all(fold["mosaic_seconds"] > 0 for fold in document["folds_detail"]), "each fold draws and runs its own mosaics"
+    assert document["timing"]["mosaic_seconds"] == pytest.approx(sum(fold["mosaic_seconds"] for fold in document["folds_detail"]), abs=0.02)
+    assert f"and mosaics {document['timing']['mosaic_seconds']:.0f} s." in (out / "cv.md").read_text()
 
 
 def test_crossval_bucket_table(cv_run):
