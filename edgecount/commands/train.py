@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import os
 import sys
 from pathlib import Path
@@ -135,11 +136,14 @@ def train(
 def _cross_validate(config, folds: int, int8: bool, interactive: bool) -> None:
     from edgecount.training.crossval import cross_validate
 
+    quiet = config.verbose == 0
     config.verbose = 2
     if interactive:
         document = _train_with_progress(config, lambda settings, on_step, _resume: cross_validate(settings, folds, int8, on_step))
     else:
-        document = cross_validate(config, folds, int8)
+        # Without a terminal there are no progress bars, and a cross-validation can run for an hour,
+        # so a log file gets one line per finished fold (-q hides them).
+        document = cross_validate(config, folds, int8, None if quiet else _fold_lines(time.perf_counter()))
     summary = {
         "cv": str(config.out_dir),
         "folds": folds,
@@ -154,6 +158,16 @@ def _cross_validate(config, folds: int, int8: bool, interactive: bool) -> None:
         summary["int8_rmse_ratio_mean"] = (document["int8"]["rmse_ratio"] or {}).get("mean")
     summary["seconds"] = document["timing"]["total_seconds"]
     print(json.dumps(summary, indent=2))
+
+
+def _fold_lines(started: float):
+    """Return an ``on_step`` callback that writes ``fold K/N done after M min`` to stderr after each fold."""
+
+    def on_step(stage: str, done: int, total: int) -> None:
+        if stage == "fold":
+            print(f"fold {done}/{total} done after {(time.perf_counter() - started) / 60:.1f} min", file=sys.stderr, flush=True)
+
+    return on_step
 
 
 def _print_summary(out: Path, document: dict) -> None:

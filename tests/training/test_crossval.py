@@ -35,12 +35,13 @@ def cv_run(tmp_path_factory: pytest.TempPathFactory, cv_dataset: Path, weights_0
     from edgecount.cli import main
 
     out = tmp_path_factory.mktemp("cv") / "small-cv"
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             main(["train", "--data", str(cv_dataset), "--out", str(out), "--weights", str(weights_035), "--folds", "2", "--cv-int8", *CV_ARGS])
         except SystemExit as exit_:
             assert exit_.code in (0, None)
+    (out.parent / "stderr.txt").write_text(stderr.getvalue())
     return out, json.loads(stdout.getvalue())
 
 
@@ -60,6 +61,14 @@ def test_crossval_writes_reports(cv_run):
     assert summary["folds"] == 2
     assert summary["rmse_mean"] > 0
     assert summary["int8_rmse_ratio_mean"] > 0
+
+
+def test_crossval_fold_lines_off_terminal(cv_run):
+    out, _ = cv_run
+    lines = (out.parent / "stderr.txt").read_text().splitlines()
+    folds = [line for line in lines if line.startswith("fold ")]
+    assert [line.split(" done after ")[0] for line in folds] == ["fold 1/2", "fold 2/2"], lines
+    assert all(line.endswith(" min") for line in folds)
 
 
 def test_crossval_predicts_each_image_once(cv_run, cv_dataset: Path):
