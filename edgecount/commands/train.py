@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 import json
-import time
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -124,7 +124,7 @@ def train(
         raise typer.BadParameter(str(error)) from error
 
     if folds:
-        _cross_validate(config, folds, cv_int8, interactive)
+        _cross_validate(config, folds, cv_int8, interactive, quiet)
         return
     if interactive:
         document = _train_with_progress(config, run_training)
@@ -133,10 +133,9 @@ def train(
     _print_summary(out, document)
 
 
-def _cross_validate(config, folds: int, int8: bool, interactive: bool) -> None:
+def _cross_validate(config, folds: int, int8: bool, interactive: bool, quiet: bool) -> None:
     from edgecount.training.crossval import cross_validate
 
-    quiet = config.verbose == 0
     config.verbose = 2
     if interactive:
         document = _train_with_progress(config, lambda settings, on_step, _resume: cross_validate(settings, folds, int8, on_step))
