@@ -90,7 +90,9 @@ def build_count_model(
     # 0.5, at 448 pixels with the default phase 2. A density head fitted to per-cell counts from the
     # face boxes and --count-weighting sqrt-inverse did not remove it (docs/training.md). Larger
     # inputs, wider bases and deeper fine-tuning each reduced it a little, and --mosaic 0.5 brought it
-    # to -3.0 with alpha 0.5 at a higher mean RMSE.
+    # to -3.0 with alpha 0.5 at a higher mean RMSE. Quadrant crops in phase 2 and counting by
+    # quadrants lowered the mean RMSE but not the bias. A correction of the high counts removed the
+    # bias only by raising the 15+ RMSE. Neither is built in yet.
     try:
         base = keras.applications.MobileNetV2(
             input_shape=(image_size, image_size, 3),
