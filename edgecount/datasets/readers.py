@@ -92,7 +92,8 @@ class LabelledDataset:
         Raises:
             DatasetError: in strict mode, naming the image and the reason.
         """
-        message = f"{path}: {reason}"
+        # Decode errors from the runtime already start with the image path.
+        message = reason if reason.startswith(f"{path}:") else f"{path}: {reason}"
         if self.strict:
             raise DatasetError(f"{message} (strict mode; drop --strict to skip such images)")
         self.samples = [sample for sample in self.samples if sample.path != path]

@@ -323,7 +323,10 @@ def _train_fold(
             tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch, weights, mosaics
         )
         state_two = PhaseState(2)
-        _log.info("fold %d/%d: phase 2, %d layers unfrozen", fold + 1, folds, unfrozen)
+        _log.info(
+            "fold %d/%d: phase 2 on the last %d base layers, %d of them with trainable weights (batch normalisation stays frozen)",
+            fold + 1, folds, config.fine_tune_layers, unfrozen,
+        )
         run_phase(fit_model, model, state_two, epoch_data, validation_data, config.fine_tune_epochs, config.patience, store, {}, {}, verbose=0)
         record = phase_record(2, state_two.history, config.fine_tune_learning_rate, state_two.seconds, config.fine_tune_epochs)
         record["input"] = "images" if tail_maps is None else f"cached maps at the input of {tail_maps.layer_name}"

@@ -177,7 +177,7 @@ def run_phase(
         if val_loss < state.best_val_loss:
             state.best_val_loss, state.best_epoch, state.wait = val_loss, epoch + 1, 0
             best_weights = model.get_weights()
-        elif state.wait >= patience and epoch > 0:
+        elif state.wait >= patience and epoch > 0 and epoch + 1 < max_epochs:
             _log.info("phase %d stopped early after epoch %d; best epoch %d", state.phase, epoch + 1, state.best_epoch)
             state.finished = True
         if state.epochs_done >= max_epochs:

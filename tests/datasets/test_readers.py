@@ -284,6 +284,14 @@ def test_reject_drops_undecodable_image(labels_dir: Path):
     assert dataset.skipped == [f"{victim}: not a decodable image"]
 
 
+def test_reject_names_image_once(labels_dir: Path):
+    """A decode error from the runtime already starts with the path, so the message does not repeat it."""
+    dataset = load_dataset(labels_dir)
+    victim = dataset.samples[1].path
+    dataset.reject(victim, f"{victim}: not a decodable image (3000 bytes)")
+    assert dataset.skipped == [f"{victim}: not a decodable image (3000 bytes)"]
+
+
 def test_reject_strict_raises(labels_dir: Path):
     dataset = load_dataset(labels_dir, strict=True)
     with pytest.raises(DatasetError, match="not a decodable image"):

@@ -124,6 +124,18 @@ def test_crossval_bucket_table(cv_run):
     assert report.count("\n| 2 | ") == 1
 
 
+def test_crossval_report_names_cached_mosaics(cv_run):
+    """Mosaics read back from the cache take about 0 s, and cv.md still names them."""
+    from edgecount.training.cv_report import format_cv_report
+
+    out, _ = cv_run
+    document = json.loads((out / "cv.json").read_text())
+    document["timing"]["mosaic_seconds"] = 0.0
+    assert "and mosaics 0 s." in format_cv_report(document)
+    document["settings"]["mosaic"] = 0
+    assert "and mosaics" not in format_cv_report(document)
+
+
 def test_crossval_refuses_existing_folder(cv_run, cv_dataset: Path, run_cli):
     out, _ = cv_run
     code, _, err = run_cli("train", "--data", cv_dataset, "--out", out, "--folds", "2")
