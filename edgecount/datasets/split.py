@@ -8,6 +8,11 @@ from edgecount.datasets.readers import DatasetError
 from edgecount.runs import Sample
 
 
+def validation_size(total: int, validation_fraction: float) -> int:
+    """Return how many of ``total`` images ``split_samples`` puts in validation; usable when 1 to ``total - 1``."""
+    return int(round(total * validation_fraction))
+
+
 def split_samples(samples: list[Sample], validation_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
     """Split samples into train and validation sets, stratified by count.
 
@@ -31,11 +36,11 @@ def split_samples(samples: list[Sample], validation_fraction: float = 0.2, seed:
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation fraction must be between 0 and 1 (exclusive), got {validation_fraction}")
     total = len(samples)
-    validation_size = int(round(total * validation_fraction))
-    if validation_size < 1 or validation_size >= total:
+    held = validation_size(total, validation_fraction)
+    if held < 1 or held >= total:
         raise DatasetError(
             f"a validation fraction of {validation_fraction} of {total} images leaves "
-            f"{validation_size} for validation and {total - validation_size} for training; "
+            f"{held} for validation and {total - held} for training; "
             "both need at least one image, so use more images or another fraction"
         )
 
@@ -45,9 +50,9 @@ def split_samples(samples: list[Sample], validation_fraction: float = 0.2, seed:
     order = np.lexsort((rng.random(total), counts))
 
     # One pick per stratum of the ordered list.
-    edges = np.linspace(0, total, validation_size + 1)
+    edges = np.linspace(0, total, held + 1)
     starts, stops = np.floor(edges[:-1]).astype(int), np.floor(edges[1:]).astype(int)
-    picks = starts + (rng.random(validation_size) * (stops - starts)).astype(int)
+    picks = starts + (rng.random(held) * (stops - starts)).astype(int)
     is_validation = np.zeros(total, dtype=bool)
     is_validation[order[picks]] = True
 

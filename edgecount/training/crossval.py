@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgecount.datasets import LabelledDataset, load_dataset, split_samples
+from edgecount.datasets.split import validation_size
 from edgecount.runs import Sample, write_json_atomically
 from edgecount.runtime.errors import EdgecountError
 from edgecount.tensorflow_import import import_tensorflow
@@ -92,6 +93,25 @@ def assign_folds(counts: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
         # A short last group takes a random subset of the folds, so no fold always gets the extra image.
         assignment[group] = rng.permutation(folds)[: len(group)]
     return assignment
+
+
+def check_inner_splits(assignment: np.ndarray, validation_fraction: float) -> None:
+    """Check that every fold's training images leave at least one image on each side of the inner split.
+
+    Raises:
+        CrossValidationError: naming the fold, its image counts and the settings to change.
+    """
+    folds = int(assignment.max()) + 1
+    for fold in range(folds):
+        training = int((assignment != fold).sum())
+        held = validation_size(training, validation_fraction)
+        if held < 1 or held >= training:
+            raise CrossValidationError(
+                f"--folds {folds} on {len(assignment)} images leaves {training} training images in fold {fold + 1}, and "
+                f"--validation-split {validation_fraction:g} of them leaves {held} for early stopping and {training - held} to "
+                f"train; both need at least one image, so use more images, fewer folds or a {'larger' if held < 1 else 'smaller'} "
+                "--validation-split"
+            )
 
 
 def error_metrics(predictions: np.ndarray, counts: np.ndarray) -> dict[str, float]:
@@ -158,7 +178,8 @@ def cross_validate(config: TrainConfig, folds: int, int8: bool = False, on_step:
 
     # Dataset, determinism and the features of every image, computed once for all folds.
     dataset = load_dataset(config.data_dir, strict=config.strict)
-    assign_folds(np.array([sample.count for sample in dataset.samples]), folds, config.seed)  # rejects too many folds before the feature pass
+    # Reject too many folds, or folds too small for the inner split, before the feature pass.
+    check_inner_splits(assign_folds(np.array([sample.count for sample in dataset.samples]), folds, config.seed), config.validation_split)
     tf = import_tensorflow("edgecount train --folds")
     import keras
 

@@ -194,6 +194,25 @@ def test_train_too_many_folds(run_cli, cv_dataset: Path, tmp_path: Path):
     assert not (tmp_path / "cv").exists()
 
 
+def test_train_folds_too_small_for_inner_split(run_cli, cv_dataset: Path, tmp_path: Path):
+    """4 photos in 2 folds leave 2 training photos per fold, and 0.2 of 2 rounds to 0 for early stopping."""
+    folder = tmp_path / "tiny"
+    (folder / "images").mkdir(parents=True)
+    rows = (cv_dataset / "labels.csv").read_text().splitlines()[1:5]
+    for row in rows:
+        name = row.split(",")[0]
+        os.symlink(cv_dataset / "images" / name, folder / "images" / name)
+    (folder / "labels.csv").write_text("image,count\n" + "\n".join(rows) + "\n")
+    code, _, err = run_cli("train", "--data", folder, "--out", tmp_path / "cv", "--folds", "2")
+    assert code == 1
+    message = " ".join(err.split())
+    assert "--folds 2 on 4 images leaves 2 training images in fold 1" in message
+    assert "--validation-split 0.2 of them leaves 0 for early stopping and 2 to train" in message
+    assert "a larger --validation-split" in message
+    assert not (tmp_path / "cv").exists()
+    assert not list(tmp_path.glob(".cv*")), "no staging folder is left behind"
+
+
 def test_train_config_keeps_features_dir(tmp_path: Path):
     from edgecount.training.config import TrainConfig
 
