@@ -36,11 +36,11 @@ def split_samples(samples: list[Sample], validation_fraction: float = 0.2, seed:
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation fraction must be between 0 and 1 (exclusive), got {validation_fraction}")
     total = len(samples)
-    held = validation_size(total, validation_fraction)
-    if held < 1 or held >= total:
+    validation_images = validation_size(total, validation_fraction)
+    if validation_images < 1 or validation_images >= total:
         raise DatasetError(
             f"a validation fraction of {validation_fraction} of {total} images leaves "
-            f"{held} for validation and {total - held} for training; "
+            f"{validation_images} for validation and {total - validation_images} for training; "
             "both need at least one image, so use more images or another fraction"
         )
 
@@ -50,9 +50,9 @@ def split_samples(samples: list[Sample], validation_fraction: float = 0.2, seed:
     order = np.lexsort((rng.random(total), counts))
 
     # One pick per stratum of the ordered list.
-    edges = np.linspace(0, total, held + 1)
+    edges = np.linspace(0, total, validation_images + 1)
     starts, stops = np.floor(edges[:-1]).astype(int), np.floor(edges[1:]).astype(int)
-    picks = starts + (rng.random(held) * (stops - starts)).astype(int)
+    picks = starts + (rng.random(validation_images) * (stops - starts)).astype(int)
     is_validation = np.zeros(total, dtype=bool)
     is_validation[order[picks]] = True
 

@@ -104,13 +104,14 @@ def check_inner_splits(assignment: np.ndarray, validation_fraction: float) -> No
     folds = int(assignment.max()) + 1
     for fold in range(folds):
         training = int((assignment != fold).sum())
-        held = validation_size(training, validation_fraction)
-        if held < 1 or held >= training:
+        validation_images = validation_size(training, validation_fraction)
+        if validation_images < 1 or validation_images >= training:
+            change = "larger" if validation_images < 1 else "smaller"
             raise CrossValidationError(
                 f"--folds {folds} on {len(assignment)} images leaves {training} training images in fold {fold + 1}, and "
-                f"--validation-split {validation_fraction:g} of them leaves {held} for early stopping and {training - held} to "
-                f"train; both need at least one image, so use more images, fewer folds or a {'larger' if held < 1 else 'smaller'} "
-                "--validation-split"
+                f"--validation-split {validation_fraction:g} of them leaves {validation_images} for early stopping and "
+                f"{training - validation_images} to train; both need at least one image, so use more images, fewer folds "
+                f"or a {change} --validation-split"
             )
 
 
@@ -189,10 +190,10 @@ def cross_validate(config: TrainConfig, folds: int, int8: bool = False, on_step:
     try:
         document = _cross_validate_in_staging(config, folds, int8, dataset, staging, on_step, started)
     except BaseException:
-        # NOTE: Ctrl-C lands wherever Python runs next. About 1 in 20 times in a new-user trial, that
-        # was inside TensorFlow: once a SystemError traceback, once a KeyboardInterrupt that
-        # TensorFlow's AtomicFunction.__del__ swallowed, so the run went on. Turning SIGINT into a
-        # flag checked between epochs would make every stop clean.
+        # NOTE: Ctrl-C lands wherever Python runs next. Inside TensorFlow it can end in a SystemError
+        # traceback, or TensorFlow's AtomicFunction.__del__ swallows the KeyboardInterrupt and the run
+        # goes on (each seen about once in 20 interrupts). Turning SIGINT into a flag checked between
+        # epochs would make every stop clean.
         _log.warning("cross-validation stopped; the cached features stay in %s for the next attempt", staging)
         raise
     publish_staging(staging, config.out_dir)
