@@ -61,7 +61,7 @@ def format_cv_report(document: dict[str, Any]) -> str:
     timing = document.get("timing")
     if timing:
         parts = f"features {timing['features_seconds']:.0f} s"
-        if document["settings"].get("mosaic", 0) > 0:
+        if document["settings"].get("mosaic", 0) > 0 and "mosaic_seconds" in timing:
             parts += f" and mosaics {timing['mosaic_seconds']:.0f} s"
         lines += [f"Wall time {timing['total_seconds']:.0f} s, of which {parts}.", ""]
     return "\n".join(lines)
