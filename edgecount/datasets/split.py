@@ -9,7 +9,10 @@ from edgecount.runs import Sample
 
 
 def validation_size(total: int, validation_fraction: float) -> int:
-    """Return how many of ``total`` images ``split_samples`` puts in validation; usable when 1 to ``total - 1``."""
+    """Return how many of ``total`` images ``split_samples`` puts in validation.
+
+    A split needs this to be at least 1 and at most ``total - 1``.
+    """
     return int(round(total * validation_fraction))
 
 

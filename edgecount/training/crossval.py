@@ -190,10 +190,8 @@ def cross_validate(config: TrainConfig, folds: int, int8: bool = False, on_step:
     try:
         document = _cross_validate_in_staging(config, folds, int8, dataset, staging, on_step, started)
     except BaseException:
-        # NOTE: Ctrl-C lands wherever Python runs next. Inside TensorFlow it can end in a SystemError
-        # traceback, or TensorFlow's AtomicFunction.__del__ swallows the KeyboardInterrupt and the run
-        # goes on (each seen about once in 20 interrupts). Turning SIGINT into a flag checked between
-        # epochs would make every stop clean.
+        # NOTE: a Ctrl-C that lands inside TensorFlow can end in a SystemError traceback, or a TensorFlow
+        # destructor swallows it and the run goes on. A SIGINT flag checked between epochs would fix both.
         _log.warning("cross-validation stopped; the cached features stay in %s for the next attempt", staging)
         raise
     publish_staging(staging, config.out_dir)

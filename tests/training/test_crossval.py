@@ -194,7 +194,7 @@ def test_train_too_many_folds(run_cli, cv_dataset: Path, tmp_path: Path):
     assert not (tmp_path / "cv").exists()
 
 
-def test_train_folds_too_small_for_inner_split(run_cli, cv_dataset: Path, tmp_path: Path):
+def test_train_folds_too_small(run_cli, cv_dataset: Path, tmp_path: Path):
     """4 photos in 2 folds leave 2 training photos per fold, and 0.2 of 2 rounds to 0 for early stopping."""
     folder = tmp_path / "tiny"
     (folder / "images").mkdir(parents=True)
