@@ -37,3 +37,12 @@ def quadrant_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
 def crop_quadrants(frame: np.ndarray) -> list[np.ndarray]:
     """Return the four quadrants of an HxWxC frame as views, in the order of ``quadrant_boxes``."""
     return [frame[top:bottom, left:right] for left, top, right, bottom in quadrant_boxes(frame.shape[0], frame.shape[1])]
+
+
+def combine_tile_counts(whole: float | np.ndarray, quadrant_counts: np.ndarray) -> float | np.ndarray:
+    """Return the tiled count: the mean of the whole-frame count and the sum of the 4 quadrant counts, each clipped at 0 first.
+
+    ``quadrant_counts`` has the 4 raw quadrant counts in its last axis, so arrays of frames work too.
+    """
+    quadrant_sum = np.maximum(np.asarray(quadrant_counts, np.float64), 0.0).sum(axis=-1)
+    return (np.maximum(whole, 0.0) + quadrant_sum) / 2.0

@@ -45,6 +45,7 @@ def train(
     target: Annotated[str, typer.Option("--target", help="What the head fits: count, sqrt (square root of the count) or log (log of 1 + count). The model ends in the inverse, so it always outputs the count. Default count, which had the lowest RMSE in cross-validation.", rich_help_panel=ADVANCED)] = "count",
     count_weighting: Annotated[str, typer.Option("--count-weighting", help="Sample weights against the long tail of counts: none, or sqrt-inverse (each training image weighs 1 over the square root of how common its count is, smoothed over neighbouring counts, so rare crowded photos pull harder on the fit). Default none: in 5-fold cross-validation on the challenge photos, sqrt-inverse raised the mean RMSE from 1.29 to 1.48 and barely reduced the undercount of crowds.", rich_help_panel=ADVANCED)] = "none",
     mosaic: Annotated[float, typer.Option("--mosaic", help="Phase 2 mosaics per training photo, 0 to 4: each is four random training photos at half size, tiled 2x2, whose count is the sum of theirs, so crowded scenes are no longer rare. 0 (default) turns them off. On maps they cost one pass of the frozen front per mosaic and as much memory as a photo's maps. In cross-validation on the challenge photos with --alpha 0.5, 0.5 cut the undercount of photos with 15 or more faces by a quarter and raised the mean RMSE from 1.20 to 1.28; alpha 0.35 was not measured.")] = DEFAULT_MOSAIC,
+    quadrants: Annotated[int, typer.Option("--quadrants", help="Phase 2 quadrant crops per training photo, 0 to 4: each is a quarter of the photo at the input size, so its faces are twice as large, with its count recounted from the face boxes (the dataset needs boxes.csv). A model trained with them can also count by tiles at run time (--tta tiles). 0 (default) turns them off. They cost one pass of the frozen front per quadrant of every photo, cached.")] = 0,
     features_dir: Annotated[Path | None, typer.Option("--features-dir", help="Feature cache folder to use instead of RUN_DIR/features; runs with the same images, base, weights and input size can share one.", rich_help_panel=ADVANCED, show_default=False)] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into RUN_DIR/logs.", rich_help_panel=ADVANCED)] = False,
     stream: Annotated[bool | None, typer.Option("--stream/--in-memory", help="Stream images through tf.data, or hold them in memory. Default: stream above 2 GiB of preprocessed pixels.", rich_help_panel=DISTRIBUTED, show_default=False)] = None,
@@ -110,7 +111,7 @@ def train(
         head_units=head_units, dropout=dropout, loss=loss, stream=stream, strategy=strategy,
         augment=augment, strict=strict, force=force, tensorboard=tensorboard, verbose=2,
         target=target, features_dir=features_dir, fine_tune_on=fine_tune_on, count_weighting=count_weighting,
-        mosaic=mosaic,
+        mosaic=mosaic, quadrants=quadrants,
     )
     # Keras draws a progress bar (verbose=1) only on a terminal without -q. Otherwise fit logs one
     # line per epoch (verbose=2), which is what a log file or CI output needs, and -q hides both.
@@ -191,7 +192,8 @@ def _train_with_progress(config, run_training, resume: bool = False) -> dict:
             if stage not in tasks:
                 label = {
                     "decode": "decoding images", "features": "base features", "mirrored-features": "mirrored base features",
-                    "maps": "phase 2 maps", "mirrored-maps": "mirrored phase 2 maps", "mosaics": "phase 2 mosaics", "fold": "folds",
+                    "maps": "phase 2 maps", "mirrored-maps": "mirrored phase 2 maps", "mosaics": "phase 2 mosaics",
+                    "quadrants": "phase 2 quadrants", "fold": "folds",
                 }.get(stage, stage)
                 tasks[stage] = progress.add_task(label, total=total)
             progress.update(tasks[stage], completed=done)

@@ -10,6 +10,7 @@ from typing import Any
 
 from edgecount.training.distribute import STRATEGIES
 from edgecount.training.model import ALPHAS, TARGETS
+from edgecount.runtime.tiles import QUADRANTS
 from edgecount.training.mosaic import DEFAULT_MOSAIC, MAX_MOSAIC
 from edgecount.training.tail import MAX_TAIL_LAYERS, MIN_TAIL_LAYERS
 from edgecount.training.weighting import COUNT_WEIGHTINGS
@@ -88,6 +89,9 @@ class TrainConfig:
             phase 2 as a share of the training photos (0.5 adds one mosaic per two photos; 0 turns them
             off). On maps they are a pool drawn once, whose maps cost one front pass per mosaic. See
             ``edgecount.training.mosaic``.
+        quadrants: quadrant crops per training photo added to phase 2 on maps, 0 to 4 (0 turns them
+            off). Each is a quarter of the photo at the input size, with its count recounted from the face
+            boxes, so the dataset needs boxes. See ``edgecount.training.quadrant_pool``.
     """
 
     data_dir: Path
@@ -119,6 +123,7 @@ class TrainConfig:
     fine_tune_on: str = "maps"
     count_weighting: str = "none"
     mosaic: float = DEFAULT_MOSAIC
+    quadrants: int = 0
 
     def __post_init__(self) -> None:
         # Absolute, normalised paths, so the saved settings resume from any folder and runs started from
@@ -149,6 +154,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.mosaic <= MAX_MOSAIC:
             raise ValueError(f"--mosaic must be between 0 (no mosaics) and {MAX_MOSAIC:g} mosaics per training photo, got {self.mosaic:g}")
+        if not 0 <= self.quadrants <= QUADRANTS:
+            raise ValueError(f"--quadrants must be between 0 (none) and {QUADRANTS} quadrant crops per training photo, got {self.quadrants}")
         if self.count_weighting not in COUNT_WEIGHTINGS:
             raise ValueError(f"--count-weighting must be one of {', '.join(COUNT_WEIGHTINGS)}, got {self.count_weighting!r}")
         if 0 < self.fine_tune_layers < MIN_TAIL_LAYERS and self.fine_tune_epochs > 0:
@@ -186,8 +193,8 @@ class TrainConfig:
             raise ValueError(f"unknown training settings {', '.join(sorted(unknown))}; they were saved by another edgecount version")
         # Settings saved before phase 2 could train on maps describe a run that fine-tunes over images.
         # Settings saved before --count-weighting existed describe an unweighted run, and those saved
-        # before --mosaic a run without mosaics.
-        return cls(**{"fine_tune_on": "images", "count_weighting": "none", "mosaic": 0.0, **values})
+        # before --mosaic a run without mosaics, and those saved before --quadrants a run without quadrants.
+        return cls(**{"fine_tune_on": "images", "count_weighting": "none", "mosaic": 0.0, "quadrants": 0, **values})
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-ready values."""

@@ -38,6 +38,7 @@ from edgecount.training.cv_report import format_cv_report
 from edgecount.training.images import OnStep, should_stream
 from edgecount.training.loop import PhaseState, run_phase
 from edgecount.training.model import build_count_model, create_fit_model, inverse_target, transform_counts
+from edgecount.training.quadrant_pool import QuadrantMaps, check_quadrant_boxes
 from edgecount.training.record import phase_record
 from edgecount.training.run_folder import RunExistsError, prepare_staging, publish_staging
 from edgecount.training.tail import TailMaps, create_tail_fit_model
@@ -128,13 +129,20 @@ def error_metrics(predictions: np.ndarray, counts: np.ndarray) -> dict[str, floa
     }
 
 
-def bucket_metrics(predictions: np.ndarray, counts: np.ndarray) -> list[dict[str, Any]]:
-    """Return ``error_metrics`` per count bucket (1-4, 5-9, 10-14, 15+ faces; empty buckets included)."""
-    counts = np.asarray(counts, np.float64)
+def bucket_metrics(predictions: np.ndarray, counts: np.ndarray, by_prediction: bool = False) -> list[dict[str, Any]]:
+    """Return ``error_metrics`` per count bucket (1-4, 5-9, 10-14, 15+ faces; empty buckets included).
+
+    The buckets group the images by true count, or with ``by_prediction`` by their predicted count
+    rounded to a whole face: what a user who sees only the model's count can expect of it.
+    """
+    predictions, counts = np.asarray(predictions, np.float64), np.asarray(counts, np.float64)
+    keys = np.rint(predictions) if by_prediction else counts
     rows, lower = [], -math.inf
     for label, upper in BUCKETS:
-        inside = (counts > lower) & (counts <= upper)
-        rows.append({"bucket": label, **error_metrics(np.asarray(predictions)[inside], counts[inside])})
+        inside = (keys > lower) & (keys <= upper)
+        # A predicted count can round to 0, which the first bucket then includes.
+        name = "0-4" if by_prediction and label == "1-4" else label
+        rows.append({"bucket": name, **error_metrics(predictions[inside], counts[inside])})
         lower = upper
     return rows
 
@@ -179,6 +187,7 @@ def cross_validate(config: TrainConfig, folds: int, int8: bool = False, on_step:
 
     # Dataset, determinism and the features of every image, computed once for all folds.
     dataset = load_dataset(config.data_dir, strict=config.strict)
+    check_quadrant_boxes(dataset, config.quadrants)
     # Reject too many folds, or folds too small for the inner split, before the feature pass.
     check_inner_splits(assign_folds(np.array([sample.count for sample in dataset.samples]), folds, config.seed), config.validation_split)
     tf = import_tensorflow("edgecount train --folds")
@@ -222,7 +231,7 @@ def check_cv_dir(out_dir: Path, force: bool) -> None:
 def _cross_validate_in_staging(
     config: TrainConfig, folds: int, int8: bool, dataset: LabelledDataset, staging: Path, on_step: OnStep | None, started: float
 ) -> dict[str, Any]:
-    from edgecount.training.trainer import _compute_features, _compute_maps, fine_tunes_on_maps
+    from edgecount.training.trainer import _compute_features, _compute_maps, compute_run_quadrants, fine_tunes_on_maps
 
     stream = should_stream(len(dataset.samples), config.image_size) if config.stream is None else config.stream
     clock = time.perf_counter()
@@ -230,6 +239,11 @@ def _cross_validate_in_staging(
     features, mirrored, images, sizes = _compute_features(model, dataset, config, staging, stream, on_step)
     tail_maps = _compute_maps(model, dataset, images, config, staging, on_step) if fine_tunes_on_maps(config, stream) else None
     features_seconds = time.perf_counter() - clock
+    # The quadrants of every photo, computed once: each fold draws its training crops from them and
+    # counts its held-out photos by tiles with them.
+    clock = time.perf_counter()
+    quadrant_maps = compute_run_quadrants(model, dataset, config, staging, sizes, stream, on_step)
+    quadrant_seconds = time.perf_counter() - clock
     del model
     samples = list(dataset.samples)
     counts = np.array([sample.count for sample in samples], dtype=np.float32)
@@ -239,14 +253,20 @@ def _cross_validate_in_staging(
     # One model per fold, trained on the other folds and scored on this one.
     predictions = np.full(len(samples), np.nan, np.float64)
     int8_predictions = np.full(len(samples), np.nan, np.float64) if int8 else None
+    tiles_predictions = np.full(len(samples), np.nan, np.float64) if quadrant_maps is not None else None
     fold_rows = []
     for fold in range(folds):
         clock = time.perf_counter()
         held_out = np.flatnonzero(assignment == fold)
         training = np.flatnonzero(assignment != fold)
-        result = _train_fold(config, dataset, features, mirrored, tail_maps, images, sizes, counts, training, held_out, stream, fold, folds, staging)
+        result = _train_fold(
+            config, dataset, features, mirrored, tail_maps, quadrant_maps, images, sizes, counts, training, held_out, stream, fold, folds, staging
+        )
         predictions[held_out] = result["predictions"]
         row = {"fold": fold + 1, **error_metrics(result["predictions"], counts[held_out]), **result["record"]}
+        if tiles_predictions is not None:
+            tiles_predictions[held_out] = result["tiles_predictions"]
+            row["tiles"] = error_metrics(result["tiles_predictions"], counts[held_out])
         if int8_predictions is not None:
             int8_predictions[held_out] = _int8_predictions(result["model"], samples, training, held_out, config, staging)
             row["int8"] = error_metrics(int8_predictions[held_out], counts[held_out])
@@ -265,12 +285,21 @@ def _cross_validate_in_staging(
     if np.isnan(predictions).any():
         raise RuntimeError(f"{int(np.isnan(predictions).sum())} images got no out-of-fold prediction; the fold assignment is broken")
     document = _cv_document(config, folds, int8, dataset, counts, predictions, int8_predictions, fold_rows, stream)
+    if tiles_predictions is not None:
+        document["tiles"] = {
+            "method": "the mean of the whole-photo count and the sum of the 4 quadrant counts, as --tta tiles counts",
+            "mean": {key: summarise_folds([row["tiles"] for row in fold_rows], key) for key in ("rmse", "mae", "bias")},
+            "pooled": error_metrics(tiles_predictions, counts),
+            "buckets": bucket_metrics(tiles_predictions, counts),
+        }
     document["timing"] = {
         "features_seconds": round(features_seconds, 2),
         "mosaic_seconds": round(sum(row["mosaic_seconds"] for row in fold_rows), 2),
+        "quadrant_seconds": round(quadrant_seconds, 2),
         "total_seconds": round(time.perf_counter() - started, 2),
     }
-    _write_predictions(staging / PREDICTIONS_FILE, samples, counts, assignment, predictions, int8_predictions)
+    extra_columns = {"count_int8": int8_predictions, "count_tiles": tiles_predictions}
+    _write_predictions(staging / PREDICTIONS_FILE, samples, counts, assignment, predictions, {name: values for name, values in extra_columns.items() if values is not None})
     write_json_atomically(staging / CV_FILE, document)
     (staging / CV_REPORT_FILE).write_text(format_cv_report(document))
     return document
@@ -289,6 +318,7 @@ def _train_fold(
     features: np.ndarray,
     mirrored: np.ndarray | None,
     tail_maps: TailMaps | None,
+    quadrant_maps: QuadrantMaps | None,
     images: np.ndarray | None,
     sizes: dict[Path, tuple[int, int]],
     counts: np.ndarray,
@@ -303,7 +333,7 @@ def _train_fold(
     import keras
 
     from edgecount.training.features import create_epoch_datasets, create_head_model
-    from edgecount.training.trainer import _compile, _phase_two_data, _predict_images, _unfreeze_tail, compute_run_mosaics
+    from edgecount.training.trainer import _compile, _phase_two_data, _predict_images, _unfreeze_tail, compute_run_mosaics, count_by_tiles, phase_two_pools
 
     samples = dataset.samples
     targets = transform_counts(counts, config.target)
@@ -324,6 +354,7 @@ def _train_fold(
     clock = time.perf_counter()
     mosaics = compute_run_mosaics(model, dataset, config, staging, train_rows, counts, stream, log_prefix=f"fold {fold + 1}/{folds}: ")
     mosaic_seconds = time.perf_counter() - clock
+    pools = phase_two_pools(mosaics, quadrant_maps, config)
 
     # Phase 1: the head on the cached features.
     head = create_head_model(model)
@@ -344,7 +375,7 @@ def _train_fold(
         fit_model = create_fit_model(model) if tail_maps is None else create_tail_fit_model(model, tail_maps.start)
         _compile(fit_model, config.loss, config.fine_tune_learning_rate)
         epoch_data, validation_data = _phase_two_data(
-            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch, weights, mosaics
+            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, batch, weights, pools
         )
         state_two = PhaseState(2)
         _log.info(
@@ -377,7 +408,11 @@ def _train_fold(
         "mosaic_seconds": round(mosaic_seconds, 2),
         "phases": phases,
     }
-    return {"predictions": np.maximum(np.asarray(predicted, np.float64), 0.0), "record": record, "model": model}
+    whole = np.maximum(np.asarray(predicted, np.float64), 0.0)
+    result = {"predictions": whole, "record": record, "model": model}
+    if quadrant_maps is not None and tail_maps is not None:
+        result["tiles_predictions"] = count_by_tiles(model, tail_maps, quadrant_maps, whole, held_out, config.target)
+    return result
 
 
 def _int8_predictions(model: Any, samples: list[Sample], training: np.ndarray, held_out: np.ndarray, config: TrainConfig, staging: Path) -> np.ndarray:
@@ -448,6 +483,7 @@ def _cv_document(
         "mean": {key: summarise_folds(fold_rows, key) for key in ("rmse", "mae", "bias")},
         "pooled": error_metrics(predictions, counts),
         "buckets": bucket_metrics(predictions, counts),
+        "predicted_buckets": bucket_metrics(predictions, counts, by_prediction=True),
         "folds_detail": fold_rows,
         "fold_models": "not kept; train the model to deploy with the same settings and no --folds",
         "predictions_file": PREDICTIONS_FILE,
@@ -466,15 +502,15 @@ def _cv_document(
 
 
 def _write_predictions(
-    path: Path, samples: list[Sample], counts: np.ndarray, assignment: np.ndarray, predictions: np.ndarray, int8_predictions: np.ndarray | None
+    path: Path, samples: list[Sample], counts: np.ndarray, assignment: np.ndarray, predictions: np.ndarray, extra_columns: dict[str, np.ndarray]
 ) -> None:
+    """Write ``predictions.csv``: each image's true count, fold and count, then one column per entry of ``extra_columns``."""
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "true_count", "fold", "count"] + (["count_int8"] if int8_predictions is not None else []))
+        writer.writerow(["path", "true_count", "fold", "count", *extra_columns])
         for row, sample in enumerate(samples):
             values = [str(sample.path), f"{counts[row]:g}", int(assignment[row]) + 1, f"{predictions[row]:.4f}"]
-            if int8_predictions is not None:
-                values.append(f"{int8_predictions[row]:.4f}")
+            values += [f"{column[row]:.4f}" for column in extra_columns.values()]
             writer.writerow(values)
     os.replace(temporary, path)

@@ -22,6 +22,8 @@ def format_cv_report(document: dict[str, Any]) -> str:
         phase_two += f", sample weights {settings['count_weighting']} of the count frequency"
     if settings.get("mosaic", 0.0) > 0 and settings["fine_tune_layers"] and settings["fine_tune_epochs"]:
         phase_two += f", phase 2 mosaics of 4 half-size photos, {settings['mosaic']:g} per training photo"
+    if settings.get("quadrants", 0) > 0 and settings["fine_tune_layers"] and settings["fine_tune_epochs"]:
+        phase_two += f", phase 2 quadrant crops, {settings['quadrants']} per training photo"
     lines = [
         f"# {document['folds']}-fold cross-validation",
         "",
@@ -46,24 +48,50 @@ def format_cv_report(document: dict[str, Any]) -> str:
         cells.append(f"{row['seconds']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
 
-    lines += ["", "Out-of-fold errors by true count:", "", "| faces | images | RMSE | MAE | bias |" + (" int8 RMSE | int8 bias |" if int8 else "")]
-    lines.append("|---|---|---|---|---|" + ("---|---|" if int8 else ""))
+    tiles = document.get("tiles")
+    extra_header = ""
+    if int8:
+        extra_header += " int8 RMSE | int8 bias |"
+    if tiles:
+        extra_header += " tiles RMSE | tiles bias |"
+    lines += ["", "Out-of-fold errors by true count:", "", "| faces | images | RMSE | MAE | bias |" + extra_header]
+    lines.append("|---|---|---|---|---|" + "---|" * extra_header.count("|"))
     for position, row in enumerate(document["buckets"]):
         cells = [row["bucket"], str(row["images"])] + [_number(row[key], signed=key == "bias") for key in ("rmse", "mae", "bias")]
-        if int8:
-            other = int8["buckets"][position]
-            cells += [_number(other["rmse"]), _number(other["bias"], signed=True)]
+        for other in (int8, tiles):
+            if other:
+                cells += [_number(other["buckets"][position]["rmse"]), _number(other["buckets"][position]["bias"], signed=True)]
         lines.append("| " + " | ".join(cells) + " |")
+    if "predicted_buckets" in document:
+        lines += [
+            "",
+            "Out-of-fold errors by predicted count, rounded. A model fitted to the squared error shrinks its counts toward "
+            "the mean where it is unsure, so grouped by true count it undercounts the largest counts. Grouped by its own "
+            "count, the bias shows whether a count the model gives can be taken at its word:",
+            "",
+            "| predicted faces | images | RMSE | MAE | bias |",
+            "|---|---|---|---|---|",
+        ]
+        for row in document["predicted_buckets"]:
+            cells = [row["bucket"], str(row["images"])] + [_number(row[key], signed=key == "bias") for key in ("rmse", "mae", "bias")]
+            lines.append("| " + " | ".join(cells) + " |")
+    if tiles:
+        tiles_mean = tiles["mean"]
+        lines += ["", f"Counted by tiles ({tiles['method']}): mean RMSE {tiles_mean['rmse']['mean']:.3f} +- {tiles_mean['rmse']['std']:.3f}, "
+                  f"MAE {tiles_mean['mae']['mean']:.3f}, bias {tiles_mean['bias']['mean']:+.3f}; pooled RMSE {tiles['pooled']['rmse']:.3f}."]
     if int8 and int8["rmse_ratio"]:
         lines += ["", f"int8 (calibration: {int8['calibration']}): mean RMSE {int8['mean']['rmse']['mean']:.3f}, "
                   f"int8/float RMSE ratio mean {int8['rmse_ratio']['mean']:.3f}, max {int8['rmse_ratio']['max']:.3f}."]
     lines += ["", f"Fold models: {document['fold_models']}. Out-of-fold predictions: `{document['predictions_file']}`.", ""]
     timing = document.get("timing")
     if timing:
-        parts = f"features {timing['features_seconds']:.0f} s"
+        parts = [f"features {timing['features_seconds']:.0f} s"]
         if document["settings"].get("mosaic", 0) > 0 and "mosaic_seconds" in timing:
-            parts += f" and mosaics {timing['mosaic_seconds']:.0f} s"
-        lines += [f"Wall time {timing['total_seconds']:.0f} s, of which {parts}.", ""]
+            parts.append(f"mosaics {timing['mosaic_seconds']:.0f} s")
+        if document["settings"].get("quadrants", 0) > 0 and "quadrant_seconds" in timing:
+            parts.append(f"quadrants {timing['quadrant_seconds']:.0f} s")
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        lines += [f"Wall time {timing['total_seconds']:.0f} s, of which {listed}.", ""]
     return "\n".join(lines)
 
 

@@ -13,16 +13,24 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgecount.training.images import OnStep, create_image_stream
 from edgecount.training.model import TRANSFORMED_OUTPUT, find_base, model_target
-from edgecount.training.mosaic import MosaicPool
 
 _log = logging.getLogger(__name__)
+
+
+class ExtraPool(Protocol):
+    """Extra training inputs of phase 2 that are not dataset rows, such as mosaics or quadrant crops."""
+
+    def select(self, train_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the inputs and training targets made of ``train_rows`` only."""
+        ...
 
 FEATURES_DIR = "features"
 
@@ -125,12 +133,14 @@ def feature_cache_key(
     mirrored: bool = False,
     maps_at: str | None = None,
     mosaics: bool = False,
+    quadrants: bool = False,
 ) -> str:
     """Return a hash that changes with the images (path, size, mtime), the preprocessing, the base and its weights.
 
     Random weights (``none``) depend on the seed, so the seed is part of the key only then. The features
     of mirrored images, the maps at the input of base layer ``maps_at`` (for phase 2 on maps), and those
-    of mosaics (``mosaics``; then ``paths`` lists the 4 photos of each mosaic in turn) get keys of their own.
+    of mosaics (``mosaics``; then ``paths`` lists the 4 photos of each mosaic in turn) and those of the 4
+    quadrants of each photo (``quadrants``) get keys of their own.
     """
     import keras
 
@@ -156,6 +166,8 @@ def feature_cache_key(
         header["maps_at"] = maps_at
     if mosaics:
         header["mosaics"] = True
+    if quadrants:
+        header["quadrants"] = True
     hasher.update(json.dumps(header, sort_keys=True).encode())
     for path in paths:
         try:
@@ -228,12 +240,12 @@ def create_epoch_datasets(
     phase: int,
     batch_size: int,
     weights: np.ndarray | None = None,
-    mosaic: MosaicPool | None = None,
+    pools: Sequence[ExtraPool] = (),
 ) -> tuple[Any, Any]:
     """Build the training data of an epoch (a function of the epoch) and the validation dataset from per-image arrays.
 
     Phase 1 passes the pooled features, phase 2 on maps the cached maps. Each epoch is shuffled, the
-    plain or mirrored row of each image chosen, and the mosaics shuffled in, from ``(seed, phase, epoch)``,
+    plain or mirrored row of each image chosen, and the extra inputs shuffled in, from ``(seed, phase, epoch)``,
     so a resumed run gets the same batches.
 
     Args:
@@ -246,9 +258,10 @@ def create_epoch_datasets(
         phase: 1 or 2, part of each epoch's seed.
         batch_size: rows per batch (global, over all replicas).
         weights: sample weights indexed by dataset row, or None (default) for none. Only the training
-            batches carry them, so the validation loss stays the plain loss. Mosaics weigh 1.
-        mosaic: the pool of mosaics whose inputs join every epoch, or None (default) for none. Only the
-            mosaics made of ``train_rows`` alone train.
+            batches carry them, so the validation loss stays the plain loss. Extra inputs weigh 1.
+        pools: pools of extra inputs that join every epoch, such as the mosaics (``MosaicPool``) and the
+            quadrant crops (``QuadrantPool``) of phase 2 on maps. Default none. Each pool gives only the
+            inputs made of ``train_rows``.
 
     Returns:
         ``(epoch_data, validation)``: ``epoch_data(epoch)`` returns the keyword arguments of Keras ``fit``
@@ -258,7 +271,8 @@ def create_epoch_datasets(
 
     # NOTE: tf.data datasets, not NumPy arrays, because Keras 3.15 fit under MultiWorkerMirroredStrategy
     # fails to convert the per-replica batches it makes from arrays.
-    mosaics = None if mosaic is None else mosaic.select(train_rows)
+    selected = [pool.select(train_rows) for pool in pools]
+    extras = [np.concatenate([inputs for inputs, _ in selected]), np.concatenate([targets for _, targets in selected])] if selected else None
 
     def epoch_data(epoch: int) -> dict[str, Any]:
         rng = np.random.default_rng([seed, phase, epoch])
@@ -266,18 +280,18 @@ def create_epoch_datasets(
         columns = (choose_mirrored(inputs, mirrored, order, rng), targets[order])
         if weights is not None:
             columns += (weights[order],)
-        if mosaics is not None and len(mosaics[1]):
-            columns = _shuffle_in_mosaics(columns, mosaics, rng)
+        if extras is not None and len(extras[1]):
+            columns = _shuffle_in_extras(columns, extras, rng)
         return {"x": tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)}
 
     validation = tf.data.Dataset.from_tensor_slices((inputs[validation_rows], targets[validation_rows])).batch(batch_size)
     return epoch_data, validation
 
 
-def _shuffle_in_mosaics(columns: tuple[np.ndarray, ...], mosaics: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Append the mosaics' inputs and targets (and weight 1 when the photos carry weights) to the photos' columns, then shuffle all rows."""
-    added = [mosaics[0].astype(np.float32, copy=False), mosaics[1].astype(np.float32, copy=False)]
+def _shuffle_in_extras(columns: tuple[np.ndarray, ...], extras: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Append the extra inputs and targets (and weight 1 when the photos carry weights) to the photos' columns, then shuffle all rows."""
+    added = [extras[0].astype(np.float32, copy=False), extras[1].astype(np.float32, copy=False)]
     if len(columns) == 3:
-        added.append(np.ones(len(mosaics[1]), np.float32))
-    order = rng.permutation(len(columns[1]) + len(mosaics[1]))
+        added.append(np.ones(len(extras[1]), np.float32))
+    order = rng.permutation(len(columns[1]) + len(extras[1]))
     return tuple(np.concatenate([column, extra])[order] for column, extra in zip(columns, added))

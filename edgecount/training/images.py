@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecount.runtime import ImageDecodeError, load_image, preprocess
+from edgecount.runtime.tiles import QUADRANTS, crop_quadrants
 from edgecount.training.augment import AugmentSettings, augment_image, resize_square
 from edgecount.training.model import transform_counts
 from edgecount.training.mosaic import MOSAIC_STREAM, choose_tiles, mosaic_count, mosaic_size, tile_images
@@ -91,6 +92,32 @@ def load_images(
         keep = np.array([path not in failures for path in paths])
         images = images[keep]
     return images, failures
+
+
+def load_quadrant_images(paths: list[Path], image_size: int, workers: int | None = None) -> tuple[np.ndarray, dict[Path, str]]:
+    """Decode images and preprocess each of their 4 quadrants (``edgecount.runtime.tiles``) as a model input, in parallel threads.
+
+    Returns:
+        ``(quadrants, failures)``: an ``(N, 4, image_size, image_size, 3)`` uint8 RGB array in ``paths``
+        order, with zeros for the failed images, and a ``{path: reason}`` mapping of those images.
+    """
+    quadrants = np.zeros((len(paths), QUADRANTS, image_size, image_size, 3), dtype=np.uint8)
+    failures: dict[Path, str] = {}
+
+    def decode(index: int) -> str | None:
+        try:
+            frame = load_image(paths[index])
+            for quadrant, crop in enumerate(crop_quadrants(frame)):
+                quadrants[index, quadrant] = preprocess(crop, (image_size, image_size))
+        except (ImageDecodeError, ValueError) as error:
+            return str(error)
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for index, error in enumerate(pool.map(decode, range(len(paths)))):
+            if error is not None:
+                failures[paths[index]] = error
+    return quadrants, failures
 
 
 def create_image_stream(

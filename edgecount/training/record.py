@@ -56,6 +56,17 @@ def describe_mosaic(config: TrainConfig, phases: list[dict[str, Any]]) -> str:
     return f"{share}: fresh mosaics of the augmented photos in every epoch"
 
 
+def describe_quadrants(config: TrainConfig, phases: list[dict[str, Any]]) -> str:
+    """Describe the quadrant crops that phase 2 trained on, for ``run.json``."""
+    phase_two = next((phase for phase in phases if phase["phase"] == 2), None)
+    if config.quadrants <= 0 or phase_two is None or not phase_two.get("quadrants_per_epoch"):
+        return "none"
+    return (
+        f"{config.quadrants} of the 4 quadrants of each training photo with boxes in phase 2, at the input size, "
+        "counts recounted from the boxes: drawn once, their maps computed once"
+    )
+
+
 def describe_augmentation(config: TrainConfig, has_boxes: bool, phases: list[dict[str, Any]]) -> str:
     """Describe the augmentation each phase of the run used, for ``run.json``."""
     if not config.augment:
@@ -129,6 +140,7 @@ def run_document(
             "augmentation": describe_augmentation(config, bool(dataset.boxes), phases),
             "count_weighting": config.count_weighting,
             "mosaic": describe_mosaic(config, phases),
+            "quadrants": describe_quadrants(config, phases),
             "deterministic_ops": True,
             **timings,
             "settings": config.as_dict(),

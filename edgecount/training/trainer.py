@@ -29,6 +29,7 @@ import functools
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from edgecount.training.config import TrainConfig
 from edgecount.training.distribute import create_strategy, multi_worker_fit_fixes, patch_multi_worker_build
 from edgecount.training.features import (
     FEATURES_DIR,
+    ExtraPool,
     FeatureCache,
     create_epoch_datasets,
     create_feature_extractor,
@@ -51,6 +53,7 @@ from edgecount.training.features import (
     features_from_stream,
 )
 from edgecount.runtime import ImageDecodeError, load_image, preprocess
+from edgecount.runtime.tiles import combine_tile_counts
 from edgecount.training.augment import AugmentSettings, normalise_boxes, resize_square
 from edgecount.training.checkpoint import CHECKPOINTS_DIR, CheckpointStore
 from edgecount.training.images import (
@@ -65,6 +68,7 @@ from edgecount.training.loop import EpochData, PhaseState, restore_training, run
 from edgecount.training.model import WeightsError, build_count_model, create_fit_model, find_base, inverse_target, transform_counts
 from edgecount.training.mosaic import MosaicPool, mosaic_count
 from edgecount.training.mosaic_pool import compute_mosaic_pool, draw_mosaic_tiles
+from edgecount.training.quadrant_pool import QuadrantMaps, QuadrantPool, check_quadrant_boxes, compute_quadrant_maps, predict_quadrant_counts
 from edgecount.training.record import compute_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, ResumeError, check_output_dir, prepare_staging, publish_staging, staging_dir
 from edgecount.training.tail import TailMaps, create_front_extractor, create_tail_fit_model, find_tail_start
@@ -104,6 +108,7 @@ def train(config: TrainConfig, on_step: OnStep | None = None, resume: bool = Fal
 
     # Dataset and determinism.
     dataset = load_dataset(config.data_dir, strict=config.strict)
+    check_quadrant_boxes(dataset, config.quadrants)
     tf = import_tensorflow("edgecount train")
     import keras
 
@@ -185,6 +190,10 @@ def _train_with_strategy(
     clock = time.perf_counter()
     mosaics = compute_run_mosaics(model, dataset, config, staging, train_rows, counts, stream, on_step)
     timings["mosaic_seconds"] = round(time.perf_counter() - clock, 2)
+    clock = time.perf_counter()
+    quadrant_maps = compute_run_quadrants(model, dataset, config, staging, sizes, stream, on_step)
+    timings["quadrant_seconds"] = round(time.perf_counter() - clock, 2)
+    pools = phase_two_pools(mosaics, quadrant_maps, config)
     if on_step is not None:
         on_step("features-done", 1, 1)
 
@@ -224,7 +233,7 @@ def _train_with_strategy(
                 patch_multi_worker_build(fit_model, strategy)
             best = restore_training(model, fit_model, arrays) if saved_phase == 2 else None
         phase_two_epoch, validation_data = _phase_two_data(
-            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights, mosaics
+            tail_maps, dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights, pools
         )
         run_phase(
             fit_model, model, state_two, phase_two_epoch, validation_data, config.fine_tune_epochs, config.patience, store,
@@ -237,6 +246,7 @@ def _train_with_strategy(
             record["mosaics_per_epoch"] = mosaic_count(config.mosaic, len(train_rows))
         else:
             record["mosaics_per_epoch"] = 0 if mosaics is None else len(mosaics.tiles)
+            record["quadrants_per_epoch"] = 0 if quadrant_maps is None else len(quadrant_maps.usable_rows(train_rows)) * config.quadrants
         record["batch_norm"] = "frozen (inference mode, ImageNet statistics)"
 
         # Keep phase 2 only if its best validation loss beats phase 1's.
@@ -261,8 +271,11 @@ def _train_with_strategy(
         predictions = inverse_target(np.asarray(head.predict(features, batch_size=256, verbose=0), np.float32).reshape(-1), config.target)
     predictions = np.maximum(predictions, 0.0)
     metrics = compute_metrics(predictions, counts, train_rows, validation_rows)
-    timings["evaluate_seconds"] = round(time.perf_counter() - clock, 2)
     _log.info("validation RMSE %.3f, MAE %.3f", metrics["val_rmse"], metrics["val_mae"])
+    if quadrant_maps is not None:
+        metrics.update(tiles_metrics(model, tail_maps, quadrant_maps, predictions, counts, validation_rows, config.target))
+        _log.info("validation RMSE %.3f, MAE %.3f when counting by tiles (--tta tiles)", metrics["val_rmse_tiles"], metrics["val_mae_tiles"])
+    timings["evaluate_seconds"] = round(time.perf_counter() - clock, 2)
 
     # Files, then the atomic rename.
     model.save(staging / KERAS_FILE)
@@ -384,6 +397,76 @@ def compute_run_mosaics(
     return pool
 
 
+def compute_run_quadrants(
+    model: Any, dataset: LabelledDataset, config: TrainConfig, staging: Path, sizes: dict[Path, tuple[int, int]], stream: bool,
+    on_step: OnStep | None = None, log_prefix: str = "",
+) -> QuadrantMaps | None:
+    """Return the quadrant maps of every photo for phase 2 on maps.
+
+    None without ``--quadrants``, without phase 2, and in phase 2 over images. ``log_prefix`` starts every
+    log line, for example ``"fold 2/5: "``.
+    """
+    if config.quadrants <= 0:
+        return None
+    if not config.fine_tunes:
+        _log.warning(log_prefix + "--quadrants %d has no effect without phase 2 (--fine-tune-epochs and --fine-tune-layers above 0)", config.quadrants)
+        return None
+    if config.fine_tune_on != "maps" or stream:
+        # NOTE: phase 2 over images crops no quadrants. Its random crops of 60 to 100% of each side,
+        # recounted from the boxes, are the nearest it has.
+        _log.warning(log_prefix + "--quadrants %d trains only in phase 2 on cached maps, but this run's phase 2 runs over images, so it trains without quadrant crops", config.quadrants)
+        return None
+    tail_start = find_tail_start(find_base(model), config.fine_tune_layers)
+    cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
+    quadrant_maps = compute_quadrant_maps(model, dataset, sizes, config, cache, tail_start, on_step)
+    usable = len(quadrant_maps.usable_rows(np.arange(len(dataset.samples))))
+    if usable < len(dataset.samples):
+        _log.warning(
+            log_prefix + "%d of %d photos have faces but no boxes (or failed to decode), so they train without quadrant crops",
+            len(dataset.samples) - usable, len(dataset.samples),
+        )
+    return quadrant_maps
+
+
+def phase_two_pools(mosaics: MosaicPool | None, quadrant_maps: QuadrantMaps | None, config: TrainConfig) -> list[ExtraPool]:
+    """Return the pools of extra inputs of phase 2 on maps: the mosaics and the quadrant crops, where present."""
+    pools: list[ExtraPool] = []
+    if mosaics is not None:
+        pools.append(mosaics)
+    if quadrant_maps is not None:
+        pools.append(QuadrantPool(quadrant_maps, config.quadrants, config.seed, config.target))
+    return pools
+
+
+def count_by_tiles(
+    model: Any, tail_maps: TailMaps, quadrant_maps: QuadrantMaps, whole: np.ndarray, rows: np.ndarray, target: str
+) -> np.ndarray:
+    """Return the counts of the photos ``rows`` by tiles, as ``--tta tiles`` counts them: the mean of the whole count and the quadrant sum.
+
+    ``whole`` are the whole-photo counts of ``rows``. A photo whose quadrants failed to decode keeps its
+    whole count.
+    """
+    rows = np.asarray(rows)
+    tail_model = create_tail_fit_model(model, tail_maps.start)
+    tiled = np.asarray(combine_tile_counts(whole, predict_quadrant_counts(tail_model, quadrant_maps, rows, target)), np.float64)
+    return np.where(quadrant_maps.decoded[rows], tiled, whole)
+
+
+def tiles_metrics(
+    model: Any, tail_maps: TailMaps, quadrant_maps: QuadrantMaps, predictions: np.ndarray, counts: np.ndarray, rows: np.ndarray, target: str
+) -> dict[str, float]:
+    """Return the RMSE, MAE and bias of the photos ``rows`` counted by tiles (``count_by_tiles``).
+
+    ``predictions`` are the whole-photo counts of every dataset row, clipped at 0.
+    """
+    errors = count_by_tiles(model, tail_maps, quadrant_maps, predictions[rows], rows, target) - counts[rows]
+    return {
+        "val_rmse_tiles": round(float(np.sqrt(np.mean(errors**2))), 4),
+        "val_mae_tiles": round(float(np.mean(np.abs(errors))), 4),
+        "val_bias_tiles": round(float(np.mean(errors)), 4),
+    }
+
+
 def fine_tunes_on_maps(config: TrainConfig, stream: bool) -> bool:
     """Return whether phase 2 trains on cached maps: requested, and the images are kept in memory."""
     if not config.fine_tunes or config.fine_tune_on != "maps":
@@ -479,19 +562,19 @@ def _phase_two_data(
     stream: bool,
     global_batch: int,
     weights: np.ndarray | None = None,
-    mosaic: MosaicPool | None = None,
+    pools: Sequence[ExtraPool] = (),
 ) -> tuple[EpochData, Any]:
     """Return the phase 2 training data of an epoch and the validation data: on the cached maps when given, else over images.
 
     ``weights`` are the sample weights of ``count_weights`` (None for none), indexed by dataset row.
-    ``mosaic`` is the mosaic pool of phase 2 on maps; over images, fresh mosaics are tiled from the
-    augmented photos of every epoch when ``config.mosaic`` is above 0.
+    ``pools`` are the extra inputs of phase 2 on maps (``phase_two_pools``); over images, fresh mosaics
+    are tiled from the augmented photos of every epoch when ``config.mosaic`` is above 0.
     """
     if tail_maps is None:
         return _image_datasets(dataset, images, sizes, counts, train_rows, validation_rows, config, stream, global_batch, weights)
     targets = transform_counts(counts, config.target)
     return create_epoch_datasets(
-        tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, 2, global_batch, weights, mosaic
+        tail_maps.maps, tail_maps.mirrored, targets, train_rows, validation_rows, config.seed, 2, global_batch, weights, pools
     )
 
 

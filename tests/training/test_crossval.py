@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 CV_ARGS = ("--alpha", "0.35", "--image-size", "64", "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "8", "--target", "sqrt",
-           "--count-weighting", "sqrt-inverse", "--mosaic", "0.5")
+           "--count-weighting", "sqrt-inverse", "--mosaic", "0.5", "--quadrants", "1")
 
 
 @pytest.fixture(scope="module")
 def cv_dataset(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_labels) -> Path:
-    """A labels-csv folder of 40 real photos spread over the whole count range, crowded ones included."""
+    """A labels-csv folder of 40 real photos with their face boxes, spread over the whole count range, crowded ones included."""
     folder = tmp_path_factory.mktemp("cv_dataset")
     (folder / "images").mkdir()
     ordered = sorted(av_labels, key=lambda row: (row[1], row[0]))
@@ -26,6 +26,9 @@ def cv_dataset(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_
     for name, _ in rows:
         os.symlink(av_faces_dir / "images" / name, folder / "images" / name)
     (folder / "labels.csv").write_text("image,count\n" + "".join(f"{name},{count}\n" for name, count in rows))
+    names = {name for name, _ in rows}
+    box_lines = [line for line in (av_faces_dir / "boxes.csv").read_text().splitlines()[1:] if line.split(",", 1)[0] in names]
+    (folder / "boxes.csv").write_text("image,xmin,ymin,xmax,ymax\n" + "\n".join(box_lines) + "\n")
     return folder
 
 
@@ -54,7 +57,7 @@ def test_crossval_writes_reports(cv_run):
     out, summary = cv_run
     for name in ("cv.json", "cv.md", "predictions.csv"):
         assert (out / name).is_file(), name
-    assert len(list((out / "features").glob("*.npy"))) == 6, "plain and mirrored phase 1 features and phase 2 maps, and each fold's mosaic maps"
+    assert len(list((out / "features").glob("*.npy"))) == 7, "plain and mirrored phase 1 features and phase 2 maps, each fold's mosaic maps, and the quadrant maps"
     assert not list(out.glob("**/*.keras")), "fold models are not kept"
     assert not list(out.glob("**/*.tflite"))
     assert not (out.parent / f".{out.name}.partial").exists()
@@ -81,6 +84,7 @@ def test_crossval_predicts_each_image_once(cv_run, cv_dataset: Path):
     assert {row["fold"] for row in rows} == {"1", "2"}
     assert abs(sum(row["fold"] == "1" for row in rows) - 20) <= 1
     assert all(float(row["count"]) >= 0 and float(row["count_int8"]) >= 0 for row in rows)
+    assert all(float(row["count_tiles"]) >= 0 for row in rows)
 
 
 def test_crossval_metrics_match_predictions(cv_run):
@@ -100,7 +104,7 @@ def test_crossval_metrics_match_predictions(cv_run):
     assert document["settings"]["target"] == "sqrt"
     assert all(fold["mosaic_seconds"] > 0 for fold in document["folds_detail"]), "each fold draws and runs its own mosaics"
     assert document["timing"]["mosaic_seconds"] == pytest.approx(sum(fold["mosaic_seconds"] for fold in document["folds_detail"]), abs=0.02)
-    assert f"and mosaics {document['timing']['mosaic_seconds']:.0f} s." in (out / "cv.md").read_text()
+    assert f", mosaics {document['timing']['mosaic_seconds']:.0f} s and quadrants " in (out / "cv.md").read_text()
 
 
 def test_crossval_bucket_table(cv_run):
@@ -114,14 +118,41 @@ def test_crossval_bucket_table(cv_run):
     assert buckets["15+"]["images"] == len(crowded) > 0
     assert buckets["15+"]["bias"] == pytest.approx(np.mean(crowded), abs=1e-3)
     report = (out / "cv.md").read_text()
-    assert "| faces | images | RMSE | MAE | bias | int8 RMSE | int8 bias |" in report
+    assert "| faces | images | RMSE | MAE | bias | int8 RMSE | int8 bias | tiles RMSE | tiles bias |" in report
     assert "| 15+ | " in report
     assert (
         "fine-tuning of the last 39 layers on cached maps for up to 1 epochs, sample weights sqrt-inverse of the count frequency, "
-        "phase 2 mosaics of 4 half-size photos, 0.5 per training photo"
+        "phase 2 mosaics of 4 half-size photos, 0.5 per training photo, phase 2 quadrant crops, 1 per training photo"
     ) in report
     assert report.count("\n| 1 | ") == 1
     assert report.count("\n| 2 | ") == 1
+
+
+def test_crossval_buckets_by_prediction(cv_run):
+    out, _ = cv_run
+    document = json.loads((out / "cv.json").read_text())
+    rows = read_predictions(out)
+    buckets = {row["bucket"]: row for row in document["predicted_buckets"]}
+    assert list(buckets) == ["0-4", "5-9", "10-14", "15+"]
+    assert sum(row["images"] for row in buckets.values()) == 40
+    low = [float(row["count"]) - float(row["true_count"]) for row in rows if round(float(row["count"])) <= 4]
+    assert buckets["0-4"]["images"] == len(low)
+    assert buckets["0-4"]["bias"] == pytest.approx(np.mean(low), abs=1e-3)
+    assert "| predicted faces | images | RMSE | MAE | bias |" in (out / "cv.md").read_text()
+
+
+def test_crossval_scores_counting_by_tiles(cv_run):
+    out, _ = cv_run
+    document = json.loads((out / "cv.json").read_text())
+    rows = read_predictions(out)
+    errors = np.array([float(row["count_tiles"]) - float(row["true_count"]) for row in rows])
+    assert document["tiles"]["pooled"]["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), abs=1e-3)
+    fold_rmse = [fold["tiles"]["rmse"] for fold in document["folds_detail"]]
+    assert document["tiles"]["mean"]["rmse"]["mean"] == pytest.approx(np.mean(fold_rmse), abs=1e-3)
+    assert document["timing"]["quadrant_seconds"] > 0
+    report = (out / "cv.md").read_text()
+    assert "Counted by tiles (the mean of the whole-photo count and the sum of the 4 quadrant counts" in report
+    assert "and quadrants " in report
 
 
 def test_crossval_report_names_cached_mosaics(cv_run):
@@ -131,9 +162,14 @@ def test_crossval_report_names_cached_mosaics(cv_run):
     out, _ = cv_run
     document = json.loads((out / "cv.json").read_text())
     document["timing"]["mosaic_seconds"] = 0.0
-    assert "and mosaics 0 s." in format_cv_report(document)
+    assert ", mosaics 0 s and quadrants " in format_cv_report(document)
     document["settings"]["mosaic"] = 0
-    assert "and mosaics" not in format_cv_report(document)
+    assert " s and quadrants " in format_cv_report(document)
+    assert "mosaics 0 s" not in format_cv_report(document)
+    document["settings"]["quadrants"] = 0
+    assert "of which features " in format_cv_report(document)
+    assert format_cv_report(document).rstrip().endswith(" s.")
+    assert " and " not in format_cv_report(document).splitlines()[-1]
 
 
 def test_crossval_refuses_existing_folder(cv_run, cv_dataset: Path, run_cli):

@@ -152,7 +152,7 @@ def test_epoch_datasets_add_the_pool():
     tiles = np.array([[0, 1, 2, 3], [4, 5, 6, 7], [1, 2, 3, 8]])
     pool = MosaicPool(tiles, -np.ones((3, 4), np.float32), counts)
     train_rows, validation_rows = np.arange(8), np.array([8, 9])
-    epoch_data, validation = create_epoch_datasets(features, None, counts, train_rows, validation_rows, 0, 1, 32, None, pool)
+    epoch_data, validation = create_epoch_datasets(features, None, counts, train_rows, validation_rows, 0, 1, 32, None, [pool])
     (inputs, targets), = list(epoch_data(0)["x"])
     inputs, targets = inputs.numpy(), targets.numpy()
     mosaics = inputs[:, 0] < 0
@@ -170,7 +170,7 @@ def test_epoch_mosaics_weigh_one():
     counts = np.arange(6, dtype=np.float32)
     pool = MosaicPool(np.array([[0, 1, 2, 3], [2, 3, 4, 5]]), np.zeros((2, 2, 2, 1), np.float32), counts)
     weights = np.full(6, 3.0, np.float32)
-    epoch_data, _ = create_epoch_datasets(np.zeros((6, 2, 2, 1), np.float32), None, counts, np.arange(6), np.array([0]), 0, 2, 64, weights, pool)
+    epoch_data, _ = create_epoch_datasets(np.zeros((6, 2, 2, 1), np.float32), None, counts, np.arange(6), np.array([0]), 0, 2, 64, weights, [pool])
     (maps, _, batch_weights), = list(epoch_data(3)["x"])
     assert maps.shape[1:] == (2, 2, 1)
     assert sorted(batch_weights.numpy()) == [1.0] * 2 + [3.0] * 6
@@ -218,7 +218,7 @@ def test_empty_pool_leaves_epochs_unchanged():
     pool = MosaicPool(np.zeros((0, 4), np.int64), np.zeros((0, 2), np.float32), counts)
     rows = (np.arange(6), np.array([6, 7]))
     plain, _ = create_epoch_datasets(features, None, counts, *rows, 0, 2, 8)
-    with_pool, _ = create_epoch_datasets(features, None, counts, *rows, 0, 2, 8, None, pool)
+    with_pool, _ = create_epoch_datasets(features, None, counts, *rows, 0, 2, 8, None, [pool])
     (expected, _), = list(plain(1)["x"])
     (actual, _), = list(with_pool(1)["x"])
     np.testing.assert_array_equal(actual.numpy(), expected.numpy())
