@@ -97,6 +97,8 @@ def compare(
         edgecount compare --models a.tflite --models b.tflite --data photos/labelled
 
         edgecount compare runs/av --tta flip
+
+        edgecount compare runs/av --tta tiles
     """
     from edgecount.reports.comparison import compare_models
     from edgecount.reports.environment import system_info

@@ -12,7 +12,7 @@ ModelArg = Annotated[
     Path,
     typer.Argument(help="A .tflite model written by 'edgecount convert' (or any model with one image input and one output)."),
 ]
-TTA_CHOICES = ("none", "flip")
+TTA_CHOICES = ("none", "flip", "tiles")
 
 
 def check_tta(tta: str) -> str:
@@ -68,7 +68,11 @@ TtaOpt = Annotated[
     str,
     typer.Option(
         "--tta",
-        help="Test-time augmentation: none, or flip (average the counts of each frame and its mirror image; about twice the inference time).",
+        help=(
+            "Test-time augmentation: none, flip or tiles. flip averages the counts of each frame and its mirror "
+            "image (2 inferences per frame). tiles averages the whole-frame count and the sum of the counts of its 4 "
+            "quadrants (5 inferences per frame), for models trained with 'edgecount train --quadrants'."
+        ),
         rich_help_panel="Advanced",
     ),
 ]

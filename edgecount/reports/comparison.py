@@ -46,7 +46,8 @@ class ModelRow:
     Keras model's, None with ``keras_note`` saying why when there is no Keras reference.
     ``speedup`` maps a thread count to float32's median invoke time divided by this model's.
     ``tta`` is ``flip`` for the row of a model run with test-time flip averaging (named ``<mode>+flip``),
-    whose latency includes both inferences, and ``none`` otherwise.
+    whose latency includes both inferences, ``tiles`` for the row of a model run on the frame and its 4
+    quadrants (named ``<mode>+tiles``), whose latency includes all 5 inferences, and ``none`` otherwise.
     """
 
     name: str
@@ -137,7 +138,9 @@ def evaluate_model(
 
     Errors from loading or running the model are caught and turned into a ``failed`` row. With
     ``tta="flip"`` the row is named ``<mode>+flip``, its outputs average each frame and its mirror
-    image as ``CountModel(..., tta="flip")`` does, and its latency covers both inferences.
+    image as ``CountModel(..., tta="flip")`` does, and its latency covers both inferences. With
+    ``tta="tiles"`` the row is named ``<mode>+tiles``, its outputs are ``CountModel(..., tta="tiles")``
+    counts, and its latency covers all 5 inferences.
     """
     suffix = "" if tta == "none" else f"+{tta}"
     row = ModelRow(name=model_name(path) + suffix, kind="tflite", path=str(path), tta=tta)
@@ -151,10 +154,13 @@ def evaluate_model(
         model = CountModel(path, num_threads=max(threads), backend=backend, tta=tta)
         # The metadata's own name, so that int8_mixed is not reported as the mode inferred from its float input.
         row.quantization = str((model.metadata or {}).get("quantization") or model.quantization)
-        outputs = predict_tflite(model, images)
-        if model.tta == "flip":
-            mirrored = np.array([model.invoke(model.prepare(np.ascontiguousarray(frame[:, ::-1]))) for frame in images.frames])
-            outputs = (outputs + mirrored) / 2.0
+        if model.tta == "tiles":
+            outputs = np.array([model.predict(frame) for frame in images.frames])
+        else:
+            outputs = predict_tflite(model, images)
+            if model.tta == "flip":
+                mirrored = np.array([model.invoke(model.prepare(np.ascontiguousarray(frame[:, ::-1]))) for frame in images.frames])
+                outputs = (outputs + mirrored) / 2.0
         row.metrics = count_metrics(clip_counts(outputs), images.true_counts, images.paths)
         if keras.outputs is not None and keras.metrics is not None:
             row.rmse_change_vs_keras = row.metrics.rmse - keras.metrics.rmse
@@ -245,8 +251,9 @@ def compare_models(
         haar: whether to add the Haar cascade row. Default True.
         cascade_path: the cascade XML; default None searches OpenCV's data folder.
         on_model: called with each model's name before it is measured.
-        tta: ``flip`` adds a ``<mode>+flip`` row after each model that loaded, measured with test-time
-            flip averaging, so the report shows its RMSE change and latency cost. Default ``none``.
+        tta: ``flip`` or ``tiles`` adds a ``<mode>+flip`` or ``<mode>+tiles`` row after each model
+            that loaded, measured with that test-time augmentation, so the report shows its RMSE change
+            and latency cost. Default ``none``.
 
     Raises:
         ValueError: if no thread count is given or one is below 1.

@@ -222,6 +222,8 @@ def _metadata(
             "split": run.config.get("split"),
             "metrics": run.config.get("metrics"),
             "model": run.config.get("model"),
+            # The value of 'edgecount train --quadrants'. A run.json written before that option lacks it, hence 0.
+            "quadrants": ((run.config.get("training") or {}).get("settings") or {}).get("quadrants", 0),
         },
         "calibration": calibration,
         **extra,

@@ -139,7 +139,8 @@ def measure_latency(
         warmup: untimed calls before each measurement. Default 5.
         backend: the interpreter backend, as for ``CountModel``.
         tta: test-time augmentation, as for ``CountModel``. With ``"flip"`` the invoke timing covers
-            both calls (the frame and its mirror image) and the pipeline timing both preprocessings.
+            both calls (the frame and its mirror image). With ``"tiles"`` it covers all 5 calls (the
+            frame and its 4 quadrants) and the pipeline timing preprocesses the frame and its 4 crops.
             Default None.
 
     Raises:
@@ -152,11 +153,11 @@ def measure_latency(
 
     frames = list(frames) if frames else [random_frame()]
     tensor = model.prepare(frames[0])
+    # Each row of the prepared tensor is one inference: 5 rows with tiles, 1 otherwise.
+    inputs = [tensor[row : row + 1] for row in range(len(tensor))]
     if model.tta == "flip":
-        mirrored = model.prepare(np.ascontiguousarray(frames[0][:, ::-1]))
-        invoke_times = time_calls(lambda i: model.invoke(tensor) + model.invoke(mirrored), runs, warmup)
-    else:
-        invoke_times = time_calls(lambda i: model.invoke(tensor), runs, warmup)
+        inputs.append(model.prepare(np.ascontiguousarray(frames[0][:, ::-1])))
+    invoke_times = time_calls(lambda i: [model.invoke(item) for item in inputs], runs, warmup)
     pipeline_times = time_calls(lambda i: model.predict(frames[i % len(frames)]), runs, warmup)
     return ModelLatency(num_threads, load_ms, summarize_times(invoke_times), summarize_times(pipeline_times))
 

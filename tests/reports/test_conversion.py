@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
 from edgecount.datasets import locate_split
-from edgecount.reports.conversion import _evaluation_samples
-from edgecount.runs import RunDir
+from edgecount.reports.conversion import _evaluation_samples, _metadata
+from edgecount.runs import RUN_FILE, RunDir
 
 
 def test_conversion_evaluation_samples_warn_once(tiny_run: Path, tmp_path: Path, av_faces_dir: Path, av_labels,
@@ -36,3 +37,29 @@ def test_conversion_evaluation_samples_moved_dataset(moved_run: tuple[Path, Path
 
     assert [sample.path for sample in samples] == [new / "images" / sample.path.name for sample in run.samples("validation")]
     assert source == f"validation split of {run_dir}, images read from {new}"
+
+
+def _training_metadata(run_dir: Path) -> dict:
+    """Return the ``training`` entry of the metadata that ``convert`` would embed for a run folder."""
+    evaluation = {"source": "validation split", "images": 3}
+    return _metadata("float32", RunDir(run_dir), (96, 96), {}, {}, {}, evaluation, None, {})["training"]
+
+
+def _run_with_training(tiny_run: Path, folder: Path, training: dict) -> Path:
+    """Write a run folder whose run.json is tiny_run's with ``training`` added."""
+    config = json.loads((tiny_run / RUN_FILE).read_text())
+    config["training"] = training
+    (folder / RUN_FILE).write_text(json.dumps(config))
+    return folder
+
+
+def test_conversion_metadata_records_quadrants(tiny_run: Path, tmp_path: Path) -> None:
+    run_dir = _run_with_training(tiny_run, tmp_path, {"settings": {"quadrants": 4, "epochs": 2}})
+    assert _training_metadata(run_dir)["quadrants"] == 4
+
+
+def test_conversion_metadata_quadrants_default_zero(tiny_run: Path, tmp_path: Path) -> None:
+    # tiny_run's run.json has no training entry, and a run.json written before --quadrants has settings without it.
+    assert _training_metadata(tiny_run)["quadrants"] == 0
+    run_dir = _run_with_training(tiny_run, tmp_path, {"settings": {"epochs": 2}})
+    assert _training_metadata(run_dir)["quadrants"] == 0

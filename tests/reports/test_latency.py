@@ -47,6 +47,19 @@ def test_measure_latency_int8(tiny_run: Path) -> None:
     assert latency.pipeline.median_ms >= latency.invoke.min_ms
 
 
+def test_measure_latency_tiles_covers_inferences(tiny_run: Path) -> None:
+    path = tiny_run / "model_int8.tflite"
+    plain = measure_latency(path, 1, runs=10, warmup=2)
+    tiled = measure_latency(path, 1, runs=10, warmup=2, tta="tiles")
+
+    assert tiled.invoke.runs == 10
+    assert tiled.pipeline.runs == 10
+    # Each timed call runs 5 inferences instead of 1. The bound leaves room for a busy machine.
+    assert tiled.invoke.min_ms > 2 * plain.invoke.min_ms
+    assert tiled.pipeline.min_ms > plain.pipeline.min_ms
+    assert tiled.pipeline.median_ms >= tiled.invoke.min_ms
+
+
 def test_memory_readings_positive() -> None:
     assert peak_rss_bytes() > 10 * 2**20
     assert current_rss_bytes() > 10 * 2**20

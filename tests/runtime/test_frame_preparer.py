@@ -186,7 +186,7 @@ def test_frame_preparer_start_twice():
             preparer.start()
 
 
-@pytest.mark.parametrize("tta", ["none", "flip"])
+@pytest.mark.parametrize("tta", ["none", "flip", "tiles"])
 def test_frame_preparer_counts_equal_predict(tiny_run: Path, real_photo_paths: list[Path], video_writer, tmp_path: Path, tta: str):
     video = video_writer(tmp_path / "clip.avi", real_photo_paths[:5], frames=10, size=(320, 240))
     model = CountModel(tiny_run / "model_int8.tflite", num_threads=1, tta=tta)

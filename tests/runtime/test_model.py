@@ -75,6 +75,16 @@ def test_count_model_without_metadata_runs(odd_models, caplog):
     assert "no edgecount metadata" in caplog.text
 
 
+def test_tiles_without_metadata_logs_info(odd_models, caplog):
+    caplog.set_level(logging.INFO, logger="edgecount.runtime.model")
+    model = CountModel(odd_models["plain"], num_threads=1, tta="tiles")
+    assert model.prepare(np.zeros((100, 80, 3), dtype=np.uint8)).shape == (5, 48, 40, 3)
+    quadrant_records = [record for record in caplog.records if "quadrant crops" in record.getMessage()]
+    assert len(quadrant_records) == 1
+    assert quadrant_records[0].levelno == logging.INFO
+    assert "unknown whether the model was trained with quadrant crops" in quadrant_records[0].getMessage()
+
+
 def test_count_model_warns_on_wrong_metadata_size(odd_models, tmp_path, caplog):
     edited = tmp_path / "edited.tflite"
     edited.write_bytes(embed_metadata(odd_models["plain"].read_bytes(), {"quantization": "int8", "input_size": [224, 224]}))

@@ -1,13 +1,18 @@
-"""Test-time flip averaging: ``CountModel(..., tta="flip")`` and ``--tta`` on count, webcam and compare."""
+"""Test-time flip averaging with ``CountModel(..., tta="flip")``, and ``--tta`` on count, webcam and compare.
+
+The webcam and compare tests run both modes, flip and tiles. ``test_tta_tiles.py`` covers tiling itself.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edgecount.runs import RunDir
 from edgecount.runtime import CountModel, load_image
 
 MODES = ("float32", "float16", "dynamic", "int8")
@@ -44,7 +49,7 @@ def test_count_model_describe_flip(tiny_run: Path):
 
 
 def test_count_model_unknown_tta(tiny_run: Path):
-    with pytest.raises(ValueError, match="tta must be one of None, none, flip, got 'rotate'"):
+    with pytest.raises(ValueError, match="tta must be one of None, none, flip, tiles, got 'rotate'"):
         CountModel(tiny_run / "model_float32.tflite", tta="rotate")
 
 
@@ -62,33 +67,42 @@ def test_count_command_tta_flip(tiny_run: Path, real_photo_paths: list[Path], ru
 def test_count_command_unknown_tta(tiny_run: Path, real_photo_paths: list[Path], run_cli):
     code, _, stderr = run_cli("count", tiny_run / "model_float32.tflite", real_photo_paths[0], "--tta", "mirror")
     assert code == 2
-    assert "unknown mode 'mirror'; choose one of: none, flip" in " ".join(stderr.split())
+    assert "unknown mode 'mirror'; choose one of: none, flip, tiles" in " ".join(stderr.replace("│", " ").split())
 
 
-def test_webcam_command_tta_flip(tiny_run: Path, real_photo_paths: list[Path], video_writer, tmp_path: Path, run_cli):
+@pytest.mark.parametrize("tta", ["flip", "tiles"])
+def test_webcam_command_tta(tiny_run: Path, real_photo_paths: list[Path], video_writer, tmp_path: Path, run_cli, tta: str):
     video = video_writer(tmp_path / "group.avi", real_photo_paths[:3], frames=4, size=(320, 240))
-    code, stdout, stderr = run_cli("webcam", tiny_run / "model_int8.tflite", "--source", video, "--json", "--tta", "flip")
+    code, stdout, stderr = run_cli("webcam", tiny_run / "model_int8.tflite", "--source", video, "--json", "--tta", tta)
     assert code == 0, stderr
     rows = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     assert len(rows) == 4
     assert all(row["count"] >= 0 for row in rows)
 
 
-def test_compare_command_tta_rows(tiny_run: Path, run_cli):
+@pytest.mark.parametrize("tta", ["flip", "tiles"])
+def test_compare_command_tta_rows(tiny_run: Path, run_cli, tta: str):
     code, stdout, stderr = run_cli(
         "compare", tiny_run, "--threads", "1", "--runs", "2", "--warmup", "0", "--limit", "3", "--no-haar", "--no-keras",
-        "--tta", "flip", "--json",
+        "--tta", tta, "--json",
     )
     assert code == 0, stderr
     report = json.loads(stdout)
     names = [row["name"] for row in report["rows"]]
-    assert names == ["float32", "float32+flip", "float16", "float16+flip", "dynamic", "dynamic+flip", "int8", "int8+flip"]
+    assert names == [name for mode in MODES for name in (mode, f"{mode}+{tta}")]
     rows = {row["name"]: row for row in report["rows"]}
-    assert rows["int8+flip"]["tta"] == "flip"
+    assert rows[f"int8+{tta}"]["tta"] == tta
     assert rows["int8"]["tta"] == "none"
-    assert rows["float32+flip"]["latency"]["1"]
-    assert rows["float32+flip"]["speedup_vs_float32"]["1"] > 0
-    assert report["settings"]["tta"] == "flip"
+    assert rows[f"float32+{tta}"]["latency"]["1"]["invoke"]["runs"] == 2
+    assert rows[f"float32+{tta}"]["speedup_vs_float32"]["1"] > 0
+    assert report["settings"]["tta"] == tta
+
+    # The row's RMSE is that of CountModel(..., tta=tta) on the same 3 validation images.
+    model = CountModel(tiny_run / "model_float32.tflite", tta=tta)
+    samples = RunDir(tiny_run).samples("validation")[:3]
+    errors = [model.predict(load_image(sample.path)) - sample.count for sample in samples]
+    expected_rmse = math.sqrt(sum(error**2 for error in errors) / len(errors))
+    assert rows[f"float32+{tta}"]["metrics"]["rmse"] == pytest.approx(expected_rmse, abs=1e-6)
 
 
 def test_compare_command_unknown_tta(tiny_run: Path, run_cli):
