@@ -16,7 +16,7 @@ from .errors import FrameSizeError, ModelError
 from .metadata import FlatBufferError, is_tflite, read_edgecount_metadata
 from .native_stderr import QUIET_VARIABLE, hide_native_info_lines
 from .preprocess import preprocess
-from .tiles import QUADRANTS, crop_quadrants
+from .tiles import QUADRANTS, combine_tile_counts, crop_quadrants
 
 _log = logging.getLogger(__name__)
 
@@ -390,7 +390,7 @@ class CountModel:
             )
         if self.tta == "tiles":
             counts = [self._finite(self.invoke(tensor[row : row + 1])) for row in range(rows)]
-            return (max(0.0, counts[0]) + sum(max(0.0, count) for count in counts[1:])) / 2.0
+            return float(combine_tile_counts(counts[0], np.array(counts[1:])))
         raw = self.invoke(tensor)
         if self.tta == "flip":
             # Mirroring the small input tensor instead of the frame resizes each frame only once.

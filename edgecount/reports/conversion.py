@@ -222,12 +222,24 @@ def _metadata(
             "split": run.config.get("split"),
             "metrics": run.config.get("metrics"),
             "model": run.config.get("model"),
-            # The value of 'edgecount train --quadrants'. A run.json written before that option lacks it, hence 0.
-            "quadrants": ((run.config.get("training") or {}).get("settings") or {}).get("quadrants", 0),
+            "quadrants": trained_quadrants(run.config),
         },
         "calibration": calibration,
         **extra,
     }
+
+
+def trained_quadrants(run_document: dict[str, Any]) -> int:
+    """Return the quadrant crops per photo that the saved model trained on: ``--quadrants``, or 0.
+
+    It is 0 when phase 2 did not train on them (no box file, phase 2 over images) or was rolled back,
+    and for a ``run.json`` written before ``--quadrants`` existed.
+    """
+    training = run_document.get("training") or {}
+    phase_two = next((phase for phase in training.get("phases") or [] if phase.get("phase") == 2), None)
+    if phase_two is None or not phase_two.get("kept") or not phase_two.get("quadrants_per_epoch"):
+        return 0
+    return int((training.get("settings") or {}).get("quadrants", 0))
 
 
 def run_conversion(run: RunDir, settings: ConvertSettings) -> dict[str, Any]:

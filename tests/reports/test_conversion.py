@@ -53,13 +53,30 @@ def _run_with_training(tiny_run: Path, folder: Path, training: dict) -> Path:
     return folder
 
 
+def _phase_two(phase_two_kept: bool, quadrants_per_epoch: int) -> list[dict]:
+    return [{"phase": 1}, {"phase": 2, "kept": phase_two_kept, "quadrants_per_epoch": quadrants_per_epoch}]
+
+
 def test_conversion_metadata_records_quadrants(tiny_run: Path, tmp_path: Path) -> None:
-    run_dir = _run_with_training(tiny_run, tmp_path, {"settings": {"quadrants": 4, "epochs": 2}})
+    run_dir = _run_with_training(tiny_run, tmp_path, {"settings": {"quadrants": 4, "epochs": 2}, "phases": _phase_two(True, 512)})
     assert _training_metadata(run_dir)["quadrants"] == 4
 
 
-def test_conversion_metadata_quadrants_default_zero(tiny_run: Path, tmp_path: Path) -> None:
-    # tiny_run's run.json has no training entry, and a run.json written before --quadrants has settings without it.
-    assert _training_metadata(tiny_run)["quadrants"] == 0
-    run_dir = _run_with_training(tiny_run, tmp_path, {"settings": {"epochs": 2}})
+@pytest.mark.parametrize(
+    "training",
+    [
+        {"settings": {"epochs": 2}, "phases": _phase_two(True, 0)},
+        {"settings": {"quadrants": 2}, "phases": _phase_two(False, 512)},
+        {"settings": {"quadrants": 2}, "phases": _phase_two(True, 0)},
+        {"settings": {"quadrants": 2}, "phases": [{"phase": 1}]},
+    ],
+    ids=["before-the-option", "phase-2-rolled-back", "no-crops-trained", "no-phase-2"],
+)
+def test_conversion_metadata_quadrants_zero(tiny_run: Path, tmp_path: Path, training: dict) -> None:
+    run_dir = _run_with_training(tiny_run, tmp_path, training)
     assert _training_metadata(run_dir)["quadrants"] == 0
+
+
+def test_conversion_metadata_quadrants_old_run(tiny_run: Path) -> None:
+    # tiny_run's run.json has no training entry.
+    assert _training_metadata(tiny_run)["quadrants"] == 0

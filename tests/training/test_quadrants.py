@@ -217,3 +217,37 @@ def test_train_quadrants_without_boxes(tmp_path: Path, av_faces_dir: Path, av_la
     assert code != 0
     assert "--quadrants 1 needs face boxes" in stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_tiles_score_matches_runtime(boxed_folder: Path, weights_035: Path, tmp_path: Path):
+    """Training scores counting by tiles from the cached maps exactly as CountModel(tta="tiles") counts the photo."""
+    import keras
+
+    from edgecount.converters import QuantMode, convert_keras_model
+    from edgecount.datasets import load_dataset
+    from edgecount.runtime import CountModel, load_image, preprocess
+    from edgecount.training.config import TrainConfig
+    from edgecount.training.features import FeatureCache
+    from edgecount.training.model import build_count_model, find_base
+    from edgecount.training.quadrant_pool import compute_quadrant_maps
+    from edgecount.training.tail import TailMaps, find_tail_start
+    from edgecount.training.trainer import count_by_tiles
+
+    dataset = load_dataset(boxed_folder)
+    dataset.samples = dataset.samples[-3:]
+    keras.utils.set_random_seed(1)
+    model = build_count_model(0.35, 64, weights_035)
+    start = find_tail_start(find_base(model), 39)
+    config = TrainConfig(data_dir=boxed_folder, out_dir=tmp_path / "run", alpha=0.35, image_size=64, weights=str(weights_035))
+    frames = [load_image(sample.path) for sample in dataset.samples]
+    sizes = {sample.path: frame.shape[1::-1] for sample, frame in zip(dataset.samples, frames)}
+    maps = compute_quadrant_maps(model, dataset, sizes, config, FeatureCache(tmp_path / "features"), start)
+    whole = np.maximum(np.asarray(model(np.stack([preprocess(frame, (64, 64)) for frame in frames]).astype(np.float32))).reshape(-1), 0.0)
+    tail_maps = TailMaps(start, find_base(model).layers[start].name, np.zeros(0), None)
+    scored = count_by_tiles(model, tail_maps, maps, whole, np.arange(3), "count")
+
+    path = tmp_path / "model.tflite"
+    path.write_bytes(convert_keras_model(model, QuantMode.FLOAT32))
+    runtime = CountModel(path, tta="tiles")
+    counted = [runtime.predict(frame) for frame in frames]
+    np.testing.assert_allclose(scored, counted, rtol=1e-3, atol=1e-3)
