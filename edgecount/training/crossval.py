@@ -199,8 +199,8 @@ def cross_validate(config: TrainConfig, folds: int, int8: bool = False, on_step:
     try:
         document = _cross_validate_in_staging(config, folds, int8, dataset, staging, on_step, started)
     except BaseException:
-        # NOTE: a Ctrl-C that lands inside TensorFlow can end in a SystemError traceback, or a TensorFlow
-        # destructor swallows it and the run goes on. A SIGINT flag checked between epochs would fix both.
+        # NOTE: Ctrl-C waits for a batch end only during fit (edgecount.training.interrupts). In a feature
+        # pass or a prediction it can still land inside TensorFlow and end in a SystemError traceback.
         _log.warning("cross-validation stopped; the cached features stay in %s for the next attempt", staging)
         raise
     publish_staging(staging, config.out_dir)

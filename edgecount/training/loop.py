@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgecount.training.checkpoint import CheckpointStore, assign_values, variable_values
+from edgecount.training.interrupts import DeferredInterrupt, create_interrupt_callback
 
 _log = logging.getLogger(__name__)
 
@@ -149,6 +150,31 @@ def run_phase(
     Returns:
         The final state; the model holds the best epoch's weights.
     """
+    with DeferredInterrupt() as interrupt:
+        return _run_epochs(
+            fit_model, model, state, epoch_data, validation_data, max_epochs, patience, store, saved_state, saved_arrays,
+            best_weights, callbacks, verbose, on_epoch, interrupt,
+        )
+
+
+def _run_epochs(
+    fit_model: Any,
+    model: Any,
+    state: PhaseState,
+    epoch_data: EpochData,
+    validation_data: Any,
+    max_epochs: int,
+    patience: int,
+    store: CheckpointStore,
+    saved_state: dict[str, Any],
+    saved_arrays: dict[str, list[np.ndarray]],
+    best_weights: list[np.ndarray] | None,
+    callbacks: list[Any] | None,
+    verbose: int,
+    on_epoch: OnEpoch | None,
+    interrupt: DeferredInterrupt,
+) -> PhaseState:
+    """Run the epochs of ``run_phase``, raising a deferred Ctrl-C at a batch end or after an epoch's checkpoint."""
     optimizer = fit_model.optimizer
     while not state.finished:
         if state.epochs_done >= max_epochs:
@@ -163,7 +189,11 @@ def run_phase(
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 shuffle=False,  # epoch_data orders the epoch from the seed
-                callbacks=[*(callbacks or []), *([create_phase_progbar(state.phase, max_epochs)] if verbose else [])],
+                callbacks=[
+                    *(callbacks or []),
+                    create_interrupt_callback(interrupt),
+                    *([create_phase_progbar(state.phase, max_epochs)] if verbose else []),
+                ],
                 verbose=verbose,
             )
         state.seconds += time.perf_counter() - clock
@@ -193,4 +223,6 @@ def run_phase(
         store.save({**saved_state, f"phase{state.phase}": state.as_dict(), "phase": state.phase}, arrays)
         if on_epoch is not None:
             on_epoch(f"phase{state.phase}", state.epochs_done, max_epochs)
+        # A Ctrl-C after the last batch stops here, with this epoch's checkpoint saved.
+        interrupt.check()
     return state
