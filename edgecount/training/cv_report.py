@@ -32,6 +32,17 @@ def format_cv_report(document: dict[str, Any]) -> str:
         "",
         document["method"] + ".",
         "",
+    ]
+    data = document.get("data") or {}
+    skipped = data.get("skipped", 0)
+    if skipped:
+        messages = (data.get("skipped_rows") or [])[:5]
+        lines += [f"Skipped {skipped} rows or images:", ""]
+        lines += [f"- {message}" for message in messages]
+        if skipped > len(messages):
+            lines.append(f"- {skipped - len(messages)} more, in cv.json (data.skipped_rows lists up to 20)")
+        lines.append("")
+    lines += [
         f"Mean over folds: RMSE {mean['rmse']['mean']:.3f} +- {mean['rmse']['std']:.3f}, MAE {mean['mae']['mean']:.3f} +- "
         f"{mean['mae']['std']:.3f}, bias {mean['bias']['mean']:+.3f} +- {mean['bias']['std']:.3f} faces. "
         f"Pooled out-of-fold: RMSE {pooled['rmse']:.3f}, MAE {pooled['mae']:.3f}, bias {pooled['bias']:+.3f}.",

@@ -172,6 +172,21 @@ def test_crossval_report_names_cached_mosaics(cv_run):
     assert " and " not in format_cv_report(document).splitlines()[-1]
 
 
+def test_crossval_report_names_skipped_photos(cv_run):
+    from edgecount.training.cv_report import format_cv_report
+
+    out, _ = cv_run
+    document = json.loads((out / "cv.json").read_text())
+    assert "Skipped" not in format_cv_report(document)
+    document["data"]["skipped"] = 7
+    document["data"]["skipped_rows"] = [f"images/{index}.jpg: failed to decode" for index in range(7)]
+    report = format_cv_report(document)
+    assert "Skipped 7 rows or images:" in report
+    assert "- images/4.jpg: failed to decode" in report
+    assert "images/5.jpg" not in report
+    assert "- 2 more, in cv.json (data.skipped_rows lists up to 20)" in report
+
+
 def test_crossval_refuses_existing_folder(cv_run, cv_dataset: Path, run_cli):
     out, _ = cv_run
     code, _, err = run_cli("train", "--data", cv_dataset, "--out", out, "--folds", "2")
