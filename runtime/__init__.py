@@ -5,7 +5,7 @@ Everything in this package needs only NumPy, OpenCV and a TFLite interpreter (``
 """
 
 from .backends import BACKENDS, Backend, load_backend
-from .errors import BackendError, EdgecountError, FrameSizeError, ImageDecodeError, ModelError, SourceError
+from .errors import BackendError, EdgecountError, ImageDecodeError, ModelError, SourceError
 from .images import IMAGE_SUFFIXES, collect_image_paths, decode_image, is_image_file, load_image, to_bgr8
 from .metadata import read_edgecount_metadata
 from .model import CountModel, TensorSpec, dequantize, quantize
@@ -19,7 +19,6 @@ __all__ = [
     "CameraSource",
     "CountModel",
     "EdgecountError",
-    "FrameSizeError",
     "FrameSource",
     "IMAGE_SUFFIXES",
     "ImageDecodeError",

@@ -17,9 +17,5 @@ class BackendError(EdgecountError, ImportError):
     """No usable TFLite interpreter backend is installed, or the chosen one fails to import."""
 
 
-class FrameSizeError(EdgecountError, ValueError):
-    """A frame is too small for the requested test-time augmentation, such as a 1x1 frame for ``tiles``."""
-
-
 class SourceError(EdgecountError, RuntimeError):
     """A camera, video file or stream cannot be opened or stopped delivering frames."""

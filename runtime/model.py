@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Backend, interpreter_failure, load_backend
-from .errors import FrameSizeError, ModelError
+from .errors import ModelError
 from .metadata import FlatBufferError, is_tflite, read_edgecount_metadata
 from .native_stderr import QUIET_VARIABLE, hide_native_info_lines
 from .preprocess import preprocess
@@ -118,6 +118,11 @@ TTA_MODES = (None, "none", "flip", "tiles")
 # float modes, takes float32 input.
 QUANTIZATION_MODES = ("float32", "float16", "dynamic", "int8", "int8_mixed")
 FLOAT_INPUT_MODES = ("float32", "float16", "dynamic", "int8_mixed")
+
+
+# Model files whose missing quadrant training was already reported, so a command that loads a model
+# several times (compare loads it once per thread count) warns once.
+_QUADRANT_NOTICES: set[str] = set()
 
 
 class CountModel:
@@ -278,9 +283,13 @@ class CountModel:
             _log.warning("%s: unknown quantization %r in the metadata; ignoring it", self.path, mode)
 
     def _check_quadrant_training(self) -> None:
-        """Warn when the metadata does not record training with quadrant crops, which tiled counting needs."""
+        """Warn, once per model file in a process, when the metadata does not record training with quadrant crops."""
+        key = str(self.path.resolve())
+        if key in _QUADRANT_NOTICES:
+            return
+        _QUADRANT_NOTICES.add(key)
         if self.metadata is None:
-            _log.info(
+            _log.warning(
                 "%s: no edgecount metadata, so it is unknown whether the model was trained with quadrant crops "
                 "('edgecount train --quadrants'). Without them, tiled counts may be off", self.path,
             )
@@ -291,8 +300,9 @@ class CountModel:
             return
         reason = "says it was trained without" if quadrants == 0 else "does not record training with"
         _log.warning(
-            "%s: the metadata %s quadrant crops ('edgecount train --quadrants'), so tiled counts may be off. "
-            "Compare them with whole-frame counts using 'edgecount compare --tta tiles'", self.path, reason,
+            "%s: the metadata %s quadrant crops ('edgecount train --quadrants', kept only when its phase 2 "
+            "is kept), so tiled counts may be off. Check them against whole-frame counts with "
+            "'edgecount compare RUN --tta tiles'", self.path, reason,
         )
 
     @property
@@ -320,20 +330,21 @@ class CountModel:
             An array of shape ``[k, height, width, 3]`` in the input tensor's type, one row per
             inference. ``k`` is 1 without test-time augmentation and with ``tta="flip"``, which
             mirrors the row in ``predict_prepared``. With ``tta="tiles"`` ``k`` is 5: the whole frame,
-            then its 4 quadrants in the order of ``tiles.quadrant_boxes``.
+            then its 4 quadrants in the order of ``tiles.quadrant_boxes``. A frame with a side below 2
+            pixels has no quadrants, so it gets 1 row and is counted whole, with a warning.
 
         Raises:
             ValueError: if the frame is not an HxWx3 uint8 array.
-            FrameSizeError: with ``tta="tiles"``, if a side of the frame is below 2 pixels.
         """
         whole = quantize(preprocess(frame, self.input_size), self.input)
         if self.tta != "tiles":
             return whole[np.newaxis]
-        try:
-            crops = crop_quadrants(frame)
-        except ValueError as error:
-            raise FrameSizeError(f"{error}, so tta tiles cannot count it. Use --tta none or a larger frame") from error
-        return np.stack([whole, *(quantize(preprocess(crop, self.input_size), self.input) for crop in crops)])
+        height, width = frame.shape[:2]
+        if height < 2 or width < 2:
+            # Training counts such a photo whole too, so its tiles score and this count agree.
+            _log.warning("%s: a %dx%d frame is too small to cut into quadrants, so tta tiles counts it whole", self.path, width, height)
+            return whole[np.newaxis]
+        return np.stack([whole, *(quantize(preprocess(crop, self.input_size), self.input) for crop in crop_quadrants(frame))])
 
     def invoke(self, tensor: np.ndarray) -> float:
         """Run the interpreter on one ``[1, height, width, 3]`` input and return the raw count (may be negative).
@@ -360,7 +371,6 @@ class CountModel:
 
         Raises:
             ModelError: if the model returns NaN or infinity.
-            FrameSizeError: with ``tta="tiles"``, if a side of the frame is below 2 pixels.
         """
         return self.predict_prepared(self.prepare(frame))
 
@@ -372,8 +382,8 @@ class CountModel:
 
         Args:
             tensor: the ``prepare`` output for one frame, of shape ``[k, height, width, 3]``: ``k`` is 5
-                (the whole frame, then its 4 quadrants) with ``tta="tiles"`` and 1 otherwise. Each row
-                is one inference.
+                (the whole frame, then its 4 quadrants) with ``tta="tiles"`` and 1 otherwise, or for a
+                frame too small to cut. Each row is one inference.
 
         Returns:
             The count, as ``predict`` returns it.
@@ -383,12 +393,12 @@ class CountModel:
             ModelError: if the model returns NaN or infinity.
         """
         rows = 1 + QUADRANTS if self.tta == "tiles" else 1
-        if tensor.ndim != 4 or tensor.shape[0] != rows:
+        if tensor.ndim != 4 or tensor.shape[0] not in (1, rows):
             raise ValueError(
                 f"predict_prepared expects the prepare output of shape [{rows}, height, width, 3] for tta "
                 f"{self.tta or 'none'}, got shape {list(tensor.shape)}. Prepare the frame with this model's prepare"
             )
-        if self.tta == "tiles":
+        if len(tensor) > 1:
             counts = [self._finite(self.invoke(tensor[row : row + 1])) for row in range(rows)]
             return float(combine_tile_counts(counts[0], np.array(counts[1:])))
         raw = self.invoke(tensor)

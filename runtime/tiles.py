@@ -24,7 +24,7 @@ def quadrant_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
         ValueError: if a side is below 2 pixels, which leaves a quadrant empty.
     """
     if height < 2 or width < 2:
-        raise ValueError(f"a frame needs at least 2x2 pixels to cut into quadrants, got {height}x{width}")
+        raise ValueError(f"a frame needs at least 2x2 pixels to cut into quadrants, got {width}x{height} (width x height)")
     middle_y, middle_x = height // 2, width // 2
     return [
         (0, 0, middle_x, middle_y),

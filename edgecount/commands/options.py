@@ -71,7 +71,8 @@ TtaOpt = Annotated[
         help=(
             "Test-time augmentation: none, flip or tiles. flip averages the counts of each frame and its mirror "
             "image (2 inferences per frame). tiles averages the whole-frame count and the sum of the counts of its 4 "
-            "quadrants (5 inferences per frame), for models trained with 'edgecount train --quadrants'."
+            "quadrants (5 inferences per frame), for models trained with 'edgecount train --quadrants'. compare adds a "
+            "row per model with the mode, such as int8+tiles, beside the plain one."
         ),
         rich_help_panel="Advanced",
     ),

@@ -156,6 +156,8 @@ def _cross_validate(config, folds: int, int8: bool, interactive: bool, quiet: bo
     if "int8" in document:
         summary["int8_rmse_mean"] = document["int8"]["mean"]["rmse"]["mean"]
         summary["int8_rmse_ratio_mean"] = (document["int8"]["rmse_ratio"] or {}).get("mean")
+    if "tiles" in document:
+        summary["tiles_rmse_mean"] = document["tiles"]["mean"]["rmse"]["mean"]
     summary["seconds"] = document["timing"]["total_seconds"]
     print(json.dumps(summary, indent=2))
 

@@ -174,7 +174,7 @@ def evaluate_model(
     except (EdgecountError, ValueError, RuntimeError) as error:
         # ModelError/BackendError on load; ValueError/RuntimeError from the interpreter on invoke.
         row.status, row.reason = "failed", f"{type(error).__name__}: {error}"
-        _log.warning("%s failed: %s", path, error)
+        _log.warning("%s (%s) failed: %s", row.name, path, error)
     return row
 
 

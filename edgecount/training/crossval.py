@@ -133,15 +133,16 @@ def bucket_metrics(predictions: np.ndarray, counts: np.ndarray, by_prediction: b
     """Return ``error_metrics`` per count bucket (1-4, 5-9, 10-14, 15+ faces; empty buckets included).
 
     The buckets group the images by true count, or with ``by_prediction`` by their predicted count
-    rounded to a whole face: what a user who sees only the model's count can expect of it.
+    rounded to a whole face: what a user who sees only the model's count can expect of it. The first
+    bucket is named 0-4 when it contains a count of 0.
     """
     predictions, counts = np.asarray(predictions, np.float64), np.asarray(counts, np.float64)
     keys = np.rint(predictions) if by_prediction else counts
     rows, lower = [], -math.inf
     for label, upper in BUCKETS:
         inside = (keys > lower) & (keys <= upper)
-        # A predicted count can round to 0, which the first bucket then includes.
-        name = "0-4" if by_prediction and label == "1-4" else label
+        # The first bucket also contains the counts of 0, true or rounded, and is named 0-4 when it has any.
+        name = "0-4" if label == "1-4" and bool((keys[inside] < 0.5).any()) else label
         rows.append({"bucket": name, **error_metrics(predictions[inside], counts[inside])})
         lower = upper
     return rows

@@ -37,7 +37,8 @@ def format_cv_report(document: dict[str, Any]) -> str:
     skipped = data.get("skipped", 0)
     if skipped:
         messages = (data.get("skipped_rows") or [])[:5]
-        lines += [f"Skipped {skipped} rows or images:", ""]
+        noun = "row or image" if skipped == 1 else "rows or images"
+        lines += [f"Skipped {skipped} {noun}:", ""]
         lines += [f"- {message}" for message in messages]
         if skipped > len(messages):
             lines.append(f"- {skipped - len(messages)} more, in cv.json (data.skipped_rows lists up to 20)")
@@ -88,11 +89,9 @@ def format_cv_report(document: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     if tiles:
         tiles_mean = tiles["mean"]
-        lines += ["", f"Counted by tiles ({tiles['method']}): mean RMSE {tiles_mean['rmse']['mean']:.3f} +- {tiles_mean['rmse']['std']:.3f}, "
-                  f"MAE {tiles_mean['mae']['mean']:.3f}, bias {tiles_mean['bias']['mean']:+.3f}; pooled RMSE {tiles['pooled']['rmse']:.3f}."]
-    if int8 and int8["rmse_ratio"]:
-        lines += ["", f"int8 (calibration: {int8['calibration']}): mean RMSE {int8['mean']['rmse']['mean']:.3f}, "
-                  f"int8/float RMSE ratio mean {int8['rmse_ratio']['mean']:.3f}, max {int8['rmse_ratio']['max']:.3f}."]
+        lines += ["", f"Counted by tiles ({tiles['method']}), mean over folds: RMSE {tiles_mean['rmse']['mean']:.3f} +- "
+                  f"{tiles_mean['rmse']['std']:.3f}, MAE {tiles_mean['mae']['mean']:.3f}, bias {tiles_mean['bias']['mean']:+.3f}. "
+                  f"Pooled out-of-fold: RMSE {tiles['pooled']['rmse']:.3f}, MAE {tiles['pooled']['mae']:.3f}, bias {tiles['pooled']['bias']:+.3f}."]
     lines += ["", f"Fold models: {document['fold_models']}. Out-of-fold predictions: `{document['predictions_file']}`.", ""]
     timing = document.get("timing")
     if timing:

@@ -20,7 +20,8 @@ _log = logging.getLogger(__name__)
 class DeferredInterrupt:
     """A context that defers Ctrl-C in the main thread to ``check``, which raises it as ``KeyboardInterrupt``.
 
-    Outside the main thread, where Python cannot install signal handlers, it changes nothing.
+    Outside the main thread, where Python cannot install signal handlers, and when SIGINT is ignored, it
+    changes nothing.
     """
 
     def __init__(self) -> None:
@@ -29,7 +30,8 @@ class DeferredInterrupt:
         self._installed = False
 
     def __enter__(self) -> DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
+        # A process started with SIGINT ignored (a background job of a script) keeps ignoring it.
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self

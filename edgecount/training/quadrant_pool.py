@@ -34,11 +34,34 @@ QUADRANT_STREAM = 2**31 - 2
 CHUNK_PHOTOS = 64
 
 
+def split_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Return how many faces of ``boxes`` fall in each quadrant of a ``width`` x ``height`` photo, as 4 floats that sum to the number of boxes.
+
+    Boxes are clipped to the photo first, so a face partly outside it still counts 1. A box cut by the
+    middle lines counts by the fraction of its visible area in each quadrant. A box without area (a
+    point, a line, or a box wholly outside the photo) counts 1 in the quadrant of its clipped centre,
+    where the middle lines belong to the bottom and right quadrants.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    clipped = np.clip(boxes, 0.0, np.array([width, height, width, height], np.float64))
+    area = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    has_area = area > 0
+    totals = np.zeros(QUADRANTS, np.float64)
+    for quadrant, box in enumerate(quadrant_boxes(height, width)):
+        totals[quadrant] = recount_in_crop(clipped[has_area], box)
+    if (~has_area).any():
+        centre_x = (clipped[~has_area, 0] + clipped[~has_area, 2]) / 2
+        centre_y = (clipped[~has_area, 1] + clipped[~has_area, 3]) / 2
+        index = 2 * (centre_y >= height // 2).astype(int) + (centre_x >= width // 2).astype(int)
+        totals += np.bincount(index, minlength=QUADRANTS)
+    return totals
+
+
 def quadrant_targets(samples: list[Any], boxes: dict[Path, np.ndarray], sizes: dict[Path, tuple[int, int]]) -> np.ndarray:
-    """Return the count in each quadrant of every photo, recounted from its face boxes, as an ``(N, 4)`` float32 array.
+    """Return the count in each quadrant of every photo, split from its face boxes by ``split_boxes``, as an ``(N, 4)`` float32 array.
 
     A photo with count 0 has 0 in every quadrant. A row is NaN where the count cannot be split: the photo
-    has faces but no boxes, or its size is unknown because it failed to decode.
+    has faces but no boxes, its size is unknown because it failed to decode, or it is under 2x2 pixels.
 
     Args:
         samples: the dataset samples (``path``, ``count``).
@@ -52,8 +75,19 @@ def quadrant_targets(samples: list[Any], boxes: dict[Path, np.ndarray], sizes: d
         elif sample.path in boxes and sample.path in sizes:
             width, height = sizes[sample.path]
             if width >= 2 and height >= 2:
-                targets[row] = [recount_in_crop(boxes[sample.path], box) for box in quadrant_boxes(height, width)]
+                targets[row] = split_boxes(boxes[sample.path], width, height)
     return targets
+
+
+def unusable_reason(sample: Any, boxes: dict[Path, np.ndarray], sizes: dict[Path, tuple[int, int]], failures: dict[Path, str]) -> str:
+    """Return why a photo's quadrants cannot train, for the warning that names it."""
+    if sample.path in failures:
+        return failures[sample.path]
+    if sample.path not in boxes:
+        return "it has faces but no boxes"
+    if sample.path not in sizes:
+        return "its size is unknown"
+    return "it is under 2x2 pixels"
 
 
 @dataclass
@@ -65,11 +99,13 @@ class QuadrantMaps:
             ``dataset.samples`` order.
         targets: ``(N, 4)`` counts from ``quadrant_targets``, NaN for photos that cannot train on quadrants.
         decoded: ``(N,)`` False for photos whose quadrants failed, whose maps are zeros.
+        failures: why the quadrants of those photos failed, per path.
     """
 
     maps: np.ndarray
     targets: np.ndarray
     decoded: np.ndarray
+    failures: dict[Path, str]
 
     def usable_rows(self, rows: np.ndarray) -> np.ndarray:
         """Return the rows of ``rows`` whose quadrants have recounted targets."""
@@ -143,7 +179,7 @@ def compute_quadrant_maps(
     decoded = np.array([path not in failures for path in paths], dtype=bool)
     targets = quadrant_targets(dataset.samples, dataset.boxes, sizes)
     targets[~decoded] = np.nan
-    return QuadrantMaps(maps, targets, decoded)
+    return QuadrantMaps(maps, targets, decoded, failures)
 
 
 def _run_quadrants(extractor: Any, paths: list[Path], image_size: int, on_step: OnStep | None) -> tuple[np.ndarray, dict[Path, str]]:

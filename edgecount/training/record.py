@@ -61,6 +61,8 @@ def describe_quadrants(config: TrainConfig, phases: list[dict[str, Any]]) -> str
     phase_two = next((phase for phase in phases if phase["phase"] == 2), None)
     if config.quadrants <= 0 or phase_two is None or not phase_two.get("quadrants_per_epoch"):
         return "none"
+    if not phase_two.get("kept", True):
+        return f"{config.quadrants} per training photo in phase 2, which was rolled back, so the saved model did not learn from them"
     return (
         f"{config.quadrants} of the 4 quadrants of each training photo with boxes in phase 2, at the input size, "
         "counts recounted from the boxes: drawn once, their maps computed once"

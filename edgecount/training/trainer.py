@@ -68,7 +68,14 @@ from edgecount.training.loop import EpochData, PhaseState, restore_training, run
 from edgecount.training.model import WeightsError, build_count_model, create_fit_model, find_base, inverse_target, transform_counts
 from edgecount.training.mosaic import MosaicPool, mosaic_count
 from edgecount.training.mosaic_pool import compute_mosaic_pool, draw_mosaic_tiles
-from edgecount.training.quadrant_pool import QuadrantMaps, QuadrantPool, check_quadrant_boxes, compute_quadrant_maps, predict_quadrant_counts
+from edgecount.training.quadrant_pool import (
+    QuadrantMaps,
+    QuadrantPool,
+    check_quadrant_boxes,
+    compute_quadrant_maps,
+    predict_quadrant_counts,
+    unusable_reason,
+)
 from edgecount.training.record import compute_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, ResumeError, check_output_dir, prepare_staging, publish_staging, staging_dir
 from edgecount.training.tail import TailMaps, create_front_extractor, create_tail_fit_model, find_tail_start
@@ -273,6 +280,11 @@ def _train_with_strategy(
     metrics = compute_metrics(predictions, counts, train_rows, validation_rows)
     _log.info("validation RMSE %.3f, MAE %.3f", metrics["val_rmse"], metrics["val_mae"])
     if quadrant_maps is not None:
+        if not fine_tuned:
+            _log.warning(
+                "phase 2 was rolled back, so the model did not learn from the quadrant crops. The tiles score below "
+                "is that of the phase 1 model, and 'edgecount convert' records the model as trained without quadrants"
+            )
         metrics.update(tiles_metrics(model, tail_maps, quadrant_maps, predictions, counts, validation_rows, config.target))
         _log.info("validation RMSE %.3f, MAE %.3f when counting by tiles (--tta tiles)", metrics["val_rmse_tiles"], metrics["val_mae_tiles"])
     timings["evaluate_seconds"] = round(time.perf_counter() - clock, 2)
@@ -419,12 +431,14 @@ def compute_run_quadrants(
     tail_start = find_tail_start(find_base(model), config.fine_tune_layers)
     cache = FeatureCache(config.features_dir or staging / FEATURES_DIR)
     quadrant_maps = compute_quadrant_maps(model, dataset, sizes, config, cache, tail_start, on_step)
-    usable = len(quadrant_maps.usable_rows(np.arange(len(dataset.samples))))
-    if usable < len(dataset.samples):
-        _log.warning(
-            log_prefix + "%d of %d photos have faces but no boxes (or failed to decode), so they train without quadrant crops",
-            len(dataset.samples) - usable, len(dataset.samples),
+    unusable = [row for row in range(len(dataset.samples)) if not np.isfinite(quadrant_maps.targets[row]).all()]
+    if unusable:
+        named = "; ".join(
+            f"{dataset.samples[row].path.name}: {unusable_reason(dataset.samples[row], dataset.boxes, sizes, quadrant_maps.failures)}"
+            for row in unusable[:5]
         )
+        more = f"; and {len(unusable) - 5} more" if len(unusable) > 5 else ""
+        _log.warning(log_prefix + "%d of %d photos train without quadrant crops (%s%s)", len(unusable), len(dataset.samples), named, more)
     return quadrant_maps
 
 

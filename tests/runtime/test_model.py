@@ -75,13 +75,16 @@ def test_count_model_without_metadata_runs(odd_models, caplog):
     assert "no edgecount metadata" in caplog.text
 
 
-def test_tiles_without_metadata_logs_info(odd_models, caplog):
+def test_tiles_without_metadata_warns(odd_models, caplog):
+    from edgecount.runtime import model as model_module
+
+    model_module._QUADRANT_NOTICES.clear()
     caplog.set_level(logging.INFO, logger="edgecount.runtime.model")
     model = CountModel(odd_models["plain"], num_threads=1, tta="tiles")
     assert model.prepare(np.zeros((100, 80, 3), dtype=np.uint8)).shape == (5, 48, 40, 3)
     quadrant_records = [record for record in caplog.records if "quadrant crops" in record.getMessage()]
     assert len(quadrant_records) == 1
-    assert quadrant_records[0].levelno == logging.INFO
+    assert quadrant_records[0].levelno == logging.WARNING
     assert "unknown whether the model was trained with quadrant crops" in quadrant_records[0].getMessage()
 
 

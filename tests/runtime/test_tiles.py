@@ -30,7 +30,7 @@ def test_quadrants_in_reading_order():
 
 @pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 50), (50, 1)])
 def test_quadrants_need_two_pixels(height: int, width: int):
-    with pytest.raises(ValueError, match=f"at least 2x2 pixels to cut into quadrants, got {height}x{width}"):
+    with pytest.raises(ValueError, match=f"at least 2x2 pixels to cut into quadrants, got {width}x{height}"):
         quadrant_boxes(height, width)
 
 

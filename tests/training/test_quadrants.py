@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgecount.training.quadrant_pool import QuadrantMaps, QuadrantPool, quadrant_targets
+from edgecount.training.quadrant_pool import QuadrantMaps, QuadrantPool, quadrant_targets, split_boxes
 
 
 def _sample(name: str, count: float) -> SimpleNamespace:
@@ -24,6 +24,14 @@ def test_targets_split_boxes_by_area():
     targets = quadrant_targets([_sample("a.jpg", 2)], boxes, {Path("a.jpg"): (100, 80)})
     np.testing.assert_allclose(targets, [[1.0, 0.0, 0.25, 0.75]])
     assert targets.sum() == pytest.approx(2.0)
+
+
+def test_split_boxes_counts_each_once():
+    boxes = np.array([[50, 50, 50, 50], [80, 80, 120, 120], [10, 10, 20, 20], [40, 50, 80, 60], [-30, -30, -10, -10]], np.float32)
+    totals = split_boxes(boxes, 100, 100)
+    # The point on the centre goes to the bottom-right quadrant, and the box mostly outside counts 1.
+    np.testing.assert_allclose(totals, [2.0, 0.0, 0.25, 2.75])
+    assert totals.sum() == pytest.approx(len(boxes))
 
 
 def test_targets_without_boxes():
@@ -39,7 +47,7 @@ def _quadrant_maps(photos: int) -> QuadrantMaps:
     """Maps whose single value is 10 * row + quadrant, so a test can tell which crop it got."""
     maps = (10 * np.arange(photos)[:, None] + np.arange(4)[None, :]).astype(np.float32)[..., None]
     targets = np.tile(np.array([1.0, 4.0, 9.0, 16.0], np.float32), (photos, 1))
-    return QuadrantMaps(maps, targets, np.ones(photos, bool))
+    return QuadrantMaps(maps, targets, np.ones(photos, bool), {})
 
 
 def test_pool_draws_from_training_rows():
@@ -155,6 +163,7 @@ def test_quadrant_maps_skip_broken_photo(boxed_folder: Path, weights_035: Path, 
     assert not maps.maps[1].any(), "a broken photo's maps are zeros"
     assert np.isnan(maps.targets[1]).all(), "and it does not train"
     assert "left out the quadrants of 1 photos" in caplog.text
+    assert maps.failures[broken].startswith(str(broken))
 
 
 def test_quadrants_need_boxes(tmp_path: Path, av_faces_dir: Path, av_labels):
@@ -203,9 +212,13 @@ def test_train_with_quadrants_scores_tiles(boxed_folder: Path, weights_035: Path
     assert document["metrics"]["val_rmse_tiles"] == summary["val_rmse_tiles"]
     training = document["training"]
     assert training["settings"]["quadrants"] == 2
-    assert training["quadrants"].startswith("2 of the 4 quadrants of each training photo")
     assert training["phases"][1]["quadrants_per_epoch"] == 2 * document["split"]["train"]
     assert training["quadrant_seconds"] > 0
+    if training["phases"][1]["kept"]:
+        assert training["quadrants"].startswith("2 of the 4 quadrants of each training photo")
+    else:
+        assert "which was rolled back, so the saved model did not learn from them" in training["quadrants"]
+        assert "phase 2 was rolled back, so the model did not learn from the quadrant crops" in stderr
 
 
 def test_train_quadrants_without_boxes(tmp_path: Path, av_faces_dir: Path, av_labels, run_cli):
@@ -251,3 +264,24 @@ def test_tiles_score_matches_runtime(boxed_folder: Path, weights_035: Path, tmp_
     runtime = CountModel(path, tta="tiles")
     counted = [runtime.predict(frame) for frame in frames]
     np.testing.assert_allclose(scored, counted, rtol=1e-3, atol=1e-3)
+
+
+def test_train_names_unsplit_photos(boxed_folder: Path, weights_035: Path, tmp_path: Path, run_cli):
+    """A photo too small to cut trains without quadrants, and the warning names it with the reason."""
+    import cv2
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    for image in (boxed_folder / "images").iterdir():
+        os.symlink(os.readlink(image), data / "images" / image.name)
+    assert cv2.imwrite(str(data / "images" / "dot.png"), np.full((1, 1, 3), 200, np.uint8))
+    (data / "labels.csv").write_text((boxed_folder / "labels.csv").read_text() + "dot.png,1\n")
+    (data / "boxes.csv").write_text((boxed_folder / "boxes.csv").read_text() + "dot.png,0,0,1,1\n")
+
+    code, _, stderr = run_cli(
+        "train", "--data", data, "--out", tmp_path / "run", "--weights", weights_035, "--alpha", "0.35", "--image-size", "64",
+        "--epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8", "--quadrants", "1",
+    )
+    assert code == 0, stderr
+    assert "1 of 25 photos train without quadrant crops (dot.png: " in stderr
+    assert "at least 2x2 pixels to cut into quadrants, got 1x1" in stderr
