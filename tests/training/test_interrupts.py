@@ -94,3 +94,15 @@ def test_ctrl_c_stops_training_cleanly(tmp_path: Path, av_faces_dir: Path, av_la
     assert "SystemError" not in stderr
     assert not out.exists()
     assert list((tmp_path / ".run.partial" / "checkpoints").iterdir()), "the last finished epoch is checkpointed"
+
+
+def test_ignored_interrupt_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with DeferredInterrupt() as interrupt:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not interrupt.pending
+    finally:
+        signal.signal(signal.SIGINT, previous)
