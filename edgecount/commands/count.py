@@ -86,6 +86,7 @@ def _print_results(results: list[dict], json_output: bool, csv_output: bool, cou
         document = {
             "model": str(count_model.path),
             "backend": count_model.backend.name,
+            "tta": count_model.tta or "none",
             "results": results,
             "total_count": round(sum(counted), 3),
         }

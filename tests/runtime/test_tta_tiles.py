@@ -214,6 +214,7 @@ def test_count_command_tta_tiles(tiny_run: Path, real_photo_paths: list[Path], r
 
     assert code == 0, stderr
     tiled = CountModel(model, tta="tiles")
+    assert json.loads(stdout)["tta"] == "tiles"
     results = json.loads(stdout)["results"]
     for result, photo in zip(results, photos, strict=True):
         assert result["count"] == pytest.approx(tiled.predict(load_image(photo)), abs=1e-3)
