@@ -245,6 +245,24 @@ def mjpeg_server(real_photo_paths: list[Path]):
         server.server_close()
 
 
+def write_boxed_dataset(folder: Path, av_faces_dir: Path, rows: list[tuple[str, int]]) -> Path:
+    """Write a labels-csv dataset in ``folder`` with the real photos ``rows`` (symlinked) and their face boxes."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    names = {name for name, _ in rows}
+    for name in names:
+        os.symlink(av_faces_dir / "images" / name, folder / "images" / name)
+    (folder / "labels.csv").write_text("image,count\n" + "".join(f"{name},{count}\n" for name, count in rows))
+    box_lines = [line for line in (av_faces_dir / "boxes.csv").read_text().splitlines()[1:] if line.split(",", 1)[0] in names]
+    (folder / "boxes.csv").write_text("image,xmin,ymin,xmax,ymax\n" + "\n".join(box_lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def boxed_dataset_writer():
+    """``write_boxed_dataset`` as a fixture, for test modules that cannot import conftest."""
+    return write_boxed_dataset
+
+
 @pytest.fixture(scope="session")
 def video_writer():
     """``write_test_video`` as a fixture, for test modules that cannot import conftest."""

@@ -150,79 +150,55 @@ def run_phase(
     Returns:
         The final state; the model holds the best epoch's weights.
     """
-    with DeferredInterrupt() as interrupt:
-        return _run_epochs(
-            fit_model, model, state, epoch_data, validation_data, max_epochs, patience, store, saved_state, saved_arrays,
-            best_weights, callbacks, verbose, on_epoch, interrupt,
-        )
-
-
-def _run_epochs(
-    fit_model: Any,
-    model: Any,
-    state: PhaseState,
-    epoch_data: EpochData,
-    validation_data: Any,
-    max_epochs: int,
-    patience: int,
-    store: CheckpointStore,
-    saved_state: dict[str, Any],
-    saved_arrays: dict[str, list[np.ndarray]],
-    best_weights: list[np.ndarray] | None,
-    callbacks: list[Any] | None,
-    verbose: int,
-    on_epoch: OnEpoch | None,
-    interrupt: DeferredInterrupt,
-) -> PhaseState:
-    """Run the epochs of ``run_phase``, raising a deferred Ctrl-C at a batch end or after an epoch's checkpoint."""
     optimizer = fit_model.optimizer
-    while not state.finished:
-        if state.epochs_done >= max_epochs:
-            state.finished = True
-            break
-        epoch = state.epochs_done
-        clock = time.perf_counter()
-        with contextlib.redirect_stdout(sys.stderr):
-            fit = fit_model.fit(
-                **epoch_data(epoch),
-                validation_data=validation_data,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                shuffle=False,  # epoch_data orders the epoch from the seed
-                callbacks=[
-                    *(callbacks or []),
-                    create_interrupt_callback(interrupt),
-                    *([create_phase_progbar(state.phase, max_epochs)] if verbose else []),
-                ],
-                verbose=verbose,
-            )
-        state.seconds += time.perf_counter() - clock
-        for key, values in fit.history.items():
-            state.history.setdefault(key, []).append(float(values[-1]))
+    with DeferredInterrupt() as interrupt:
+        while not state.finished:
+            if state.epochs_done >= max_epochs:
+                state.finished = True
+                break
+            epoch = state.epochs_done
+            clock = time.perf_counter()
+            with contextlib.redirect_stdout(sys.stderr):
+                fit = fit_model.fit(
+                    **epoch_data(epoch),
+                    validation_data=validation_data,
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    shuffle=False,  # epoch_data orders the epoch from the seed
+                    callbacks=[
+                        *(callbacks or []),
+                        create_interrupt_callback(interrupt),
+                        *([create_phase_progbar(state.phase, max_epochs)] if verbose else []),
+                    ],
+                    verbose=verbose,
+                )
+            state.seconds += time.perf_counter() - clock
+            for key, values in fit.history.items():
+                state.history.setdefault(key, []).append(float(values[-1]))
 
-        # Early stopping, as keras.callbacks.EarlyStopping does it.
-        val_loss = float(fit.history["val_loss"][-1])
-        state.epochs_done = epoch + 1
-        state.wait += 1
-        if val_loss < state.best_val_loss:
-            state.best_val_loss, state.best_epoch, state.wait = val_loss, epoch + 1, 0
-            best_weights = model.get_weights()
-        elif state.wait >= patience and epoch > 0 and epoch + 1 < max_epochs:
-            _log.info("phase %d stopped early after epoch %d; best epoch %d", state.phase, epoch + 1, state.best_epoch)
-            state.finished = True
-        if state.epochs_done >= max_epochs:
-            state.finished = True
-        if state.finished and best_weights is not None:
-            model.set_weights(best_weights)
+            # Early stopping, as keras.callbacks.EarlyStopping does it.
+            val_loss = float(fit.history["val_loss"][-1])
+            state.epochs_done = epoch + 1
+            state.wait += 1
+            if val_loss < state.best_val_loss:
+                state.best_val_loss, state.best_epoch, state.wait = val_loss, epoch + 1, 0
+                best_weights = model.get_weights()
+            elif state.wait >= patience and epoch > 0 and epoch + 1 < max_epochs:
+                _log.info("phase %d stopped early after epoch %d; best epoch %d", state.phase, epoch + 1, state.best_epoch)
+                state.finished = True
+            if state.epochs_done >= max_epochs:
+                state.finished = True
+            if state.finished and best_weights is not None:
+                model.set_weights(best_weights)
 
-        arrays = {**saved_arrays, "model": variable_values(model_variables(model))}
-        if not state.finished:
-            arrays["optimizer"] = variable_values(list(optimizer.variables))
-            if best_weights is not None:
-                arrays["best"] = best_weights
-        store.save({**saved_state, f"phase{state.phase}": state.as_dict(), "phase": state.phase}, arrays)
-        if on_epoch is not None:
-            on_epoch(f"phase{state.phase}", state.epochs_done, max_epochs)
-        # A Ctrl-C after the last batch stops here, with this epoch's checkpoint saved.
-        interrupt.check()
+            arrays = {**saved_arrays, "model": variable_values(model_variables(model))}
+            if not state.finished:
+                arrays["optimizer"] = variable_values(list(optimizer.variables))
+                if best_weights is not None:
+                    arrays["best"] = best_weights
+            store.save({**saved_state, f"phase{state.phase}": state.as_dict(), "phase": state.phase}, arrays)
+            if on_epoch is not None:
+                on_epoch(f"phase{state.phase}", state.epochs_done, max_epochs)
+            # A Ctrl-C after the last batch stops here, with this epoch's checkpoint saved.
+            interrupt.check()
     return state

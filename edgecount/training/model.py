@@ -87,12 +87,9 @@ def build_count_model(
     weights_arg = _resolve_weights(weights, alpha, image_size)
     # NOTE: crowded photos are undercounted. In 5-fold cross-validation on 2,800 group photos, the
     # bias on the 21 photos with 15 or more faces was -4.6 faces with alpha 0.35 and -3.9 with alpha
-    # 0.5, at 448 pixels with the default phase 2. A density head fitted to per-cell counts from the
-    # face boxes and --count-weighting sqrt-inverse did not remove it (docs/training.md). Larger
-    # inputs, wider bases and deeper fine-tuning each reduced it a little, and --mosaic 0.5 brought it
-    # to -3.0 with alpha 0.5 at a higher mean RMSE. Quadrant crops in phase 2 and counting by
-    # quadrants lowered the mean RMSE but not the bias. A correction of the high counts removed the
-    # bias only by raising the 15+ RMSE. Neither is built in yet.
+    # 0.5, at 448 pixels with the default phase 2. Neither a density head fitted to per-cell counts,
+    # --count-weighting sqrt-inverse, larger inputs, --mosaic nor --quadrants removed it, and a
+    # correction of the high counts removed it only by raising the 15+ RMSE (docs/training.md).
     try:
         base = keras.applications.MobileNetV2(
             input_shape=(image_size, image_size, 3),

@@ -114,8 +114,7 @@ def test_create_augmented_dataset_repeats_epoch():
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_image_datasets_recount_real_boxes(av_faces_dir, av_labels, tmp_path, stream: bool):
-    import os
+def test_image_datasets_recount_real_boxes(av_faces_dir, av_labels, tmp_path, stream: bool, boxed_dataset_writer):
     from pathlib import Path
 
     from edgecount.datasets import load_dataset
@@ -124,14 +123,7 @@ def test_image_datasets_recount_real_boxes(av_faces_dir, av_labels, tmp_path, st
     from edgecount.training.trainer import _image_datasets
 
     # Six real photos with their face boxes, so crops cut real faces.
-    (tmp_path / "images").mkdir()
-    rows = sorted(av_labels, key=lambda row: row[1])[-6:]
-    names = {name for name, _ in rows}
-    for name in names:
-        os.symlink(av_faces_dir / "images" / name, tmp_path / "images" / name)
-    (tmp_path / "labels.csv").write_text("image,count\n" + "".join(f"{name},{count}\n" for name, count in rows))
-    box_lines = [line for line in (av_faces_dir / "boxes.csv").read_text().splitlines()[1:] if line.split(",", 1)[0] in names]
-    (tmp_path / "boxes.csv").write_text("image,xmin,ymin,xmax,ymax\n" + "\n".join(box_lines) + "\n")
+    boxed_dataset_writer(tmp_path, av_faces_dir, sorted(av_labels, key=lambda row: row[1])[-6:])
     dataset = load_dataset(tmp_path)
     assert len(dataset.boxes) == 6
 

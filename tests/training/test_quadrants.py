@@ -92,18 +92,10 @@ def test_epoch_datasets_add_quadrants():
 
 
 @pytest.fixture(scope="module")
-def boxed_folder(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_labels) -> Path:
+def boxed_folder(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_labels, boxed_dataset_writer) -> Path:
     """A labels-csv folder of 24 real photos with their face boxes."""
-    folder = tmp_path_factory.mktemp("quadrant_dataset")
-    (folder / "images").mkdir()
     rows = sorted(av_labels, key=lambda row: (row[1], row[0]))[:: len(av_labels) // 24][:24]
-    names = {name for name, _ in rows}
-    for name in names:
-        os.symlink(av_faces_dir / "images" / name, folder / "images" / name)
-    (folder / "labels.csv").write_text("image,count\n" + "".join(f"{name},{count}\n" for name, count in rows))
-    box_lines = [line for line in (av_faces_dir / "boxes.csv").read_text().splitlines()[1:] if line.split(",", 1)[0] in names]
-    (folder / "boxes.csv").write_text("image,xmin,ymin,xmax,ymax\n" + "\n".join(box_lines) + "\n")
-    return folder
+    return boxed_dataset_writer(tmp_path_factory.mktemp("quadrant_dataset"), av_faces_dir, rows)
 
 
 def test_quadrant_maps_match_real_crops(boxed_folder: Path, weights_035: Path, tmp_path: Path):

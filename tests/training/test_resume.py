@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +12,10 @@ SEED = 3
 
 
 @pytest.fixture(scope="module")
-def boxed_dataset(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_labels) -> Path:
+def boxed_dataset(tmp_path_factory: pytest.TempPathFactory, av_faces_dir: Path, av_labels, boxed_dataset_writer) -> Path:
     """A labels-csv folder of 36 real photos with their face boxes, so phase 2 crops are recounted."""
-    folder = tmp_path_factory.mktemp("boxed_dataset")
-    (folder / "images").mkdir()
     rows = sorted(av_labels, key=lambda row: row[1])[:: len(av_labels) // 36][:36]
-    names = {name for name, _ in rows}
-    for name in names:
-        os.symlink(av_faces_dir / "images" / name, folder / "images" / name)
-    (folder / "labels.csv").write_text("image,count\n" + "".join(f"{name},{count}\n" for name, count in rows))
-    box_lines = [line for line in (av_faces_dir / "boxes.csv").read_text().splitlines()[1:] if line.split(",", 1)[0] in names]
-    (folder / "boxes.csv").write_text("image,xmin,ymin,xmax,ymax\n" + "\n".join(box_lines) + "\n")
-    return folder
+    return boxed_dataset_writer(tmp_path_factory.mktemp("boxed_dataset"), av_faces_dir, rows)
 
 
 def make_config(data: Path, out: Path, weights: Path, **overrides):
