@@ -300,7 +300,7 @@ class CountModel:
             return
         reason = "says it was trained without" if quadrants == 0 else "does not record training with"
         _log.warning(
-            "%s: the metadata %s quadrant crops ('edgecount train --quadrants', kept only when its phase 2 "
+            "%s: the metadata %s quadrant crops ('edgecount train --quadrants', which count only when phase 2 "
             "is kept), so tiled counts may be off. Check them against whole-frame counts with "
             "'edgecount compare RUN --tta tiles'", self.path, reason,
         )

@@ -39,7 +39,7 @@ from edgecount.training.images import OnStep, should_stream
 from edgecount.training.loop import PhaseState, run_phase
 from edgecount.training.model import build_count_model, create_fit_model, inverse_target, transform_counts
 from edgecount.training.quadrant_pool import QuadrantMaps, check_quadrant_boxes
-from edgecount.training.record import phase_record
+from edgecount.training.record import error_metrics, phase_record
 from edgecount.training.run_folder import RunExistsError, prepare_staging, publish_staging
 from edgecount.training.tail import TailMaps, create_tail_fit_model
 from edgecount.training.weighting import count_weights
@@ -114,19 +114,6 @@ def check_inner_splits(assignment: np.ndarray, validation_fraction: float) -> No
                 f"{training - validation_images} to train; both need at least one image, so use more images, fewer folds "
                 f"or a {change} --validation-split"
             )
-
-
-def error_metrics(predictions: np.ndarray, counts: np.ndarray) -> dict[str, float]:
-    """Return image count, RMSE, MAE and bias (mean predicted minus true count); None for no images."""
-    errors = np.asarray(predictions, np.float64) - np.asarray(counts, np.float64)
-    if len(errors) == 0:
-        return {"images": 0, "rmse": None, "mae": None, "bias": None}
-    return {
-        "images": int(len(errors)),
-        "rmse": round(float(np.sqrt(np.mean(errors**2))), 4),
-        "mae": round(float(np.mean(np.abs(errors))), 4),
-        "bias": round(float(np.mean(errors)), 4),
-    }
 
 
 def bucket_metrics(predictions: np.ndarray, counts: np.ndarray, by_prediction: bool = False) -> list[dict[str, Any]]:

@@ -69,7 +69,6 @@ def load_images(
         without the failed images, and a ``{path: reason}`` mapping of images that failed to decode.
     """
     images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
-    failures: dict[Path, str] = {}
 
     def decode(index: int) -> str | None:
         try:
@@ -81,13 +80,7 @@ def load_images(
             sizes[paths[index]] = (frame.shape[1], frame.shape[0])
         return None
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for index, error in enumerate(pool.map(decode, range(len(paths)))):
-            if error is not None:
-                failures[paths[index]] = error
-            if on_step is not None:
-                on_step("decode", index + 1, len(paths))
-
+    failures = _decode_in_threads(paths, decode, workers, on_step)
     if failures:
         keep = np.array([path not in failures for path in paths])
         images = images[keep]
@@ -102,7 +95,6 @@ def load_quadrant_images(paths: list[Path], image_size: int, workers: int | None
         order, with zeros for the failed images, and a ``{path: reason}`` mapping of those images.
     """
     quadrants = np.zeros((len(paths), QUADRANTS, image_size, image_size, 3), dtype=np.uint8)
-    failures: dict[Path, str] = {}
 
     def decode(index: int) -> str | None:
         try:
@@ -113,11 +105,25 @@ def load_quadrant_images(paths: list[Path], image_size: int, workers: int | None
             return str(error)
         return None
 
+    return quadrants, _decode_in_threads(paths, decode, workers)
+
+
+def _decode_in_threads(
+    paths: list[Path], decode: Callable[[int], str | None], workers: int | None, on_step: OnStep | None = None
+) -> dict[Path, str]:
+    """Call ``decode(index)`` for every path in parallel threads and return ``{path: error}`` for the calls that returned an error.
+
+    OpenCV releases the GIL while decoding and resizing, so threads use every core. ``on_step`` gets
+    ``("decode", done, total)`` after each path, in order.
+    """
+    failures: dict[Path, str] = {}
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for index, error in enumerate(pool.map(decode, range(len(paths)))):
             if error is not None:
                 failures[paths[index]] = error
-    return quadrants, failures
+            if on_step is not None:
+                on_step("decode", index + 1, len(paths))
+    return failures
 
 
 def create_image_stream(

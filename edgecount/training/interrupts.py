@@ -46,7 +46,7 @@ class DeferredInterrupt:
         if self.pending:
             raise KeyboardInterrupt
         self.pending = True
-        _log.warning("Ctrl-C: stopping at the end of the current batch; press Ctrl-C again to stop at once")
+        _log.warning("Ctrl-C: stopping at the end of the current batch. Press Ctrl-C again to stop at once")
 
     def check(self) -> None:
         """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived since the context began."""

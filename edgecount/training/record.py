@@ -29,6 +29,19 @@ def compute_metrics(predictions: np.ndarray, counts: np.ndarray, train_rows: np.
     }
 
 
+def error_metrics(predictions: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """Return image count, RMSE, MAE and bias (mean predicted minus true count); None for no images."""
+    errors = np.asarray(predictions, np.float64) - np.asarray(counts, np.float64)
+    if len(errors) == 0:
+        return {"images": 0, "rmse": None, "mae": None, "bias": None}
+    return {
+        "images": int(len(errors)),
+        "rmse": round(float(np.sqrt(np.mean(errors**2))), 4),
+        "mae": round(float(np.mean(np.abs(errors))), 4),
+        "bias": round(float(np.mean(errors)), 4),
+    }
+
+
 def phase_record(phase: int, history: dict[str, list[float]], learning_rate: float, seconds: float, max_epochs: int) -> dict[str, Any]:
     """Summarise one phase from its Keras history: epochs run, best epoch and its validation loss and RMSE."""
     val_loss = history.get("val_loss") or [float("inf")]

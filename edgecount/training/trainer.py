@@ -76,7 +76,7 @@ from edgecount.training.quadrant_pool import (
     predict_quadrant_counts,
     unusable_reason,
 )
-from edgecount.training.record import compute_metrics, phase_record, run_document
+from edgecount.training.record import compute_metrics, error_metrics, phase_record, run_document
 from edgecount.training.run_folder import TRAIN_CONFIG_FILE, ResumeError, check_output_dir, prepare_staging, publish_staging, staging_dir
 from edgecount.training.tail import TailMaps, create_front_extractor, create_tail_fit_model, find_tail_start
 from edgecount.training.weighting import count_weights
@@ -473,12 +473,8 @@ def tiles_metrics(
 
     ``predictions`` are the whole-photo counts of every dataset row, clipped at 0.
     """
-    errors = count_by_tiles(model, tail_maps, quadrant_maps, predictions[rows], rows, target) - counts[rows]
-    return {
-        "val_rmse_tiles": round(float(np.sqrt(np.mean(errors**2))), 4),
-        "val_mae_tiles": round(float(np.mean(np.abs(errors))), 4),
-        "val_bias_tiles": round(float(np.mean(errors)), 4),
-    }
+    tiled = error_metrics(count_by_tiles(model, tail_maps, quadrant_maps, predictions[rows], rows, target), counts[rows])
+    return {"val_rmse_tiles": tiled["rmse"], "val_mae_tiles": tiled["mae"], "val_bias_tiles": tiled["bias"]}
 
 
 def fine_tunes_on_maps(config: TrainConfig, stream: bool) -> bool:
